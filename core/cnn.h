@@ -180,6 +180,14 @@ double cnn_net_layer_flops(const cnn_net *n, int i);
 cnn_status cnn_net_layer_forward(cnn_net *n, int i);
 cnn_status cnn_net_layer_backward(cnn_net *n, int i);
 
+/* The generator behind fillers and dropout (saved in solver snapshots). */
+cnn_rng *cnn_net_rng(cnn_net *n);
+/* Makes every data layer produce batch number `batch` next (for resume). */
+cnn_status cnn_net_seek_data(cnn_net *n, uint64_t batch);
+/* Copies parameter values into `dst` from the layers of `src` with the same
+ * names (Caffe's test net sharing the train net's weights). */
+cnn_status cnn_net_copy_params(cnn_net *dst, const cnn_net *src);
+
 /* Blobs the net reads from outside (Input layers, input: header). */
 int cnn_net_num_inputs(const cnn_net *n);
 cnn_tensor *cnn_net_input(const cnn_net *n, int i);

@@ -48,6 +48,9 @@ typedef struct cnn_layer_type {
     cnn_status (*backward)(cnn_layer *l);
     void (*destroy)(cnn_layer *l); /* frees l->priv; NULL: plain free */
     double (*flops)(const cnn_layer *l); /* forward FLOPs; NULL: 0 */
+    /* Data layers: make the next forward produce batch number `batch` (counted
+     * from 0 over the whole run), so a resumed run sees the same data. */
+    cnn_status (*seek)(cnn_layer *l, uint64_t batch);
 } cnn_layer_type;
 
 /* A parameter as the model file declares it: param { name lr_mult decay_mult } */
@@ -73,6 +76,7 @@ struct cnn_layer {
     cnn_param_spec spec[CNN_MAX_LAYER_PARAMS]; /* from the model file */
     int n_spec;
     bool need_backward;
+    bool shapes_only; /* cnninfo: do not open data sources */
     int device;
     void *priv;
 };

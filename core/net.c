@@ -1,0 +1,948 @@
+/* net.c — builds a layer graph from a model file and runs it.
+ *
+ * Building goes in passes: read the layer messages that match the phase into
+ * specs (names only), insert Split layers where one blob version feeds several
+ * layers, instantiate the layers with their tensors, reshape everything (which
+ * creates the parameters), then work out loss weights and which layers and
+ * bottoms need gradients. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnn.h"
+#include "config.h"
+#include "net_internal.h"
+
+typedef struct layer_spec {
+    cnn_cfg *cfg; /* NULL for inserted splits */
+    const cnn_layer_type *type;
+    char *name;
+    int n_bottom, n_top;
+    char **bottom, **top;
+} layer_spec;
+
+struct cnn_net {
+    char *name;
+    char *file;
+    cnn_phase phase;
+    cnn_rng rng;
+    bool force_backward, shapes_only;
+    int n_layers;
+    cnn_layer **layers;
+    int n_blobs;
+    cnn_tensor **blobs; /* every named activation, owned */
+    int n_inputs, n_outputs;
+    cnn_tensor **inputs, **outputs;
+    int n_params;
+    cnn_tensor **params; /* every parameter tensor, owned */
+    char **param_keys;   /* sharing name of params[i], or NULL */
+    int n_info;
+    cnn_param_info *info; /* unique learnable view of params */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static cnn_status oom(void) { return CNN_ERROR(CNN_ERR_MEMORY, "out of memory"); }
+
+/* Appends `item` (a pointer) to a growing array. */
+static cnn_status push_ptr(void ***arr, int *n, void *item)
+{
+    void **a = realloc(*arr, (size_t)(*n + 1) * sizeof *a);
+    if (!a) return oom();
+    a[(*n)++] = item;
+    *arr = a;
+    return CNN_OK;
+}
+
+static cnn_status push_str(char ***arr, int *n, const char *s)
+{
+    char *copy = strdup(s);
+    if (!copy) return oom();
+    cnn_status st = push_ptr((void ***)arr, n, copy);
+    if (st) free(copy);
+    return st;
+}
+
+static void free_strs(char **a, int n)
+{
+    for (int i = 0; i < n; i++) free(a[i]);
+    free(a);
+}
+
+static void spec_free(layer_spec *s)
+{
+    if (!s) return;
+    free(s->name);
+    free_strs(s->bottom, s->n_bottom);
+    free_strs(s->top, s->n_top);
+    free(s);
+}
+
+cnn_net_opts cnn_net_default_opts(void)
+{
+    return (cnn_net_opts){.phase = CNN_TRAIN, .seed = 1};
+}
+
+static cnn_tensor *find_blob(const cnn_net *n, const char *name)
+{
+    for (int i = 0; i < n->n_blobs; i++)
+        if (!strcmp(n->blobs[i]->name, name)) return n->blobs[i];
+    return NULL;
+}
+
+static cnn_status add_blob(cnn_net *n, const char *name, cnn_tensor **out)
+{
+    cnn_tensor *t = cnn_tensor_create(name);
+    if (!t) return oom();
+    cnn_status st = push_ptr((void ***)&n->blobs, &n->n_blobs, t);
+    if (st) {
+        cnn_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return CNN_OK;
+}
+
+/* ---- phase rules -------------------------------------------------------- */
+
+static const char *const phase_names[] = {"TRAIN", "TEST", NULL};
+
+/* Does one NetStateRule { phase min_level max_level stage not_stage } hold? */
+static cnn_status rule_matches(cnn_cfg *rule, const cnn_net_opts *o, bool *match)
+{
+    cnn_status st = CNN_OK;
+    int phase = -1, min_level = -1000000, max_level = 1000000;
+    *match = false;
+    if (rule->kind != CNN_CFG_MESSAGE)
+        return cnn_cfg_error(rule, CNN_ERR_CONFIG, "'%s' must be a message", rule->key);
+    CNN_TRY(cnn_cfg_enum(rule, "phase", phase_names, -1, &phase));
+    CNN_TRY(cnn_cfg_int(rule, "min_level", min_level, &min_level));
+    CNN_TRY(cnn_cfg_int(rule, "max_level", max_level, &max_level));
+    /* We run with no stages: a required stage never holds, not_stage always. */
+    int stages = cnn_cfg_count(rule, "stage");
+    for (int i = 0; i < cnn_cfg_count(rule, "not_stage"); i++) cnn_cfg_nth(rule, "not_stage", i);
+    for (int i = 0; i < stages; i++) cnn_cfg_nth(rule, "stage", i);
+    *match = (phase < 0 || phase == (int)o->phase) && o->level >= min_level &&
+             o->level <= max_level && stages == 0;
+fail:
+    return st;
+}
+
+static cnn_status layer_included(cnn_cfg *layer, const cnn_net_opts *o, bool *inc)
+{
+    cnn_status st = CNN_OK;
+    int n_inc = cnn_cfg_count(layer, "include"), n_exc = cnn_cfg_count(layer, "exclude");
+    bool m;
+    if (n_inc && n_exc)
+        return cnn_cfg_error(layer, CNN_ERR_CONFIG, "a layer may have include or exclude "
+                                                    "rules, not both");
+    *inc = n_inc == 0;
+    for (int i = 0; i < n_inc; i++) {
+        CNN_TRY(rule_matches(cnn_cfg_nth(layer, "include", i), o, &m));
+        if (m) *inc = true;
+    }
+    for (int i = 0; i < n_exc; i++) {
+        CNN_TRY(rule_matches(cnn_cfg_nth(layer, "exclude", i), o, &m));
+        if (m) *inc = false;
+    }
+fail:
+    return st;
+}
+
+/* ---- reading layer specs ------------------------------------------------ */
+
+static cnn_status read_strings(cnn_cfg *m, const char *key, char ***out, int *n)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < cnn_cfg_count(m, key); i++) {
+        cnn_cfg *f = cnn_cfg_nth(m, key, i);
+        if (f->kind != CNN_CFG_STRING)
+            return cnn_cfg_error(f, CNN_ERR_CONFIG, "'%s' must be a quoted string", key);
+        CNN_TRY(push_str(out, n, f->text));
+    }
+fail:
+    return st;
+}
+
+static cnn_status read_spec(cnn_cfg *m, int index, layer_spec **out)
+{
+    cnn_status st = CNN_OK;
+    const char *name = NULL, *type = NULL;
+    char fallback[32];
+    layer_spec *s = calloc(1, sizeof *s);
+    if (!s) return oom();
+    s->cfg = m;
+    if (m->kind != CNN_CFG_MESSAGE) {
+        st = cnn_cfg_error(m, CNN_ERR_CONFIG, "'layer' must be a message");
+        goto fail;
+    }
+    snprintf(fallback, sizeof fallback, "layer%d", index);
+    CNN_TRY(cnn_cfg_string(m, "name", fallback, &name));
+    CNN_TRY(cnn_cfg_string(m, "type", NULL, &type));
+    if (!type) {
+        st = cnn_cfg_error(m, CNN_ERR_CONFIG, "layer '%s' has no type", name);
+        goto fail;
+    }
+    s->type = cnn_layer_type_find(type);
+    if (!s->type) {
+        st = cnn_cfg_error(cnn_cfg_get(m, "type"), CNN_ERR_CONFIG,
+                           "layer '%s': unknown layer type '%s'", name, type);
+        goto fail;
+    }
+    if (!(s->name = strdup(name))) {
+        st = oom();
+        goto fail;
+    }
+    CNN_TRY(read_strings(m, "bottom", &s->bottom, &s->n_bottom));
+    CNN_TRY(read_strings(m, "top", &s->top, &s->n_top));
+    *out = s;
+    return CNN_OK;
+fail:
+    spec_free(s);
+    return st;
+}
+
+/* ---- split insertion ---------------------------------------------------- */
+
+/* One version of a blob: produced by layer `producer` (-1: a net input) and
+ * read by `n_readers` (layer, bottom index) pairs. */
+typedef struct {
+    const char *name;
+    int producer, n_readers;
+    int *reader_layer, *reader_bottom;
+} blob_version;
+
+typedef struct {
+    int n;
+    blob_version *v;
+} version_list;
+
+static void versions_free(version_list *vl)
+{
+    for (int i = 0; i < vl->n; i++) {
+        free(vl->v[i].reader_layer);
+        free(vl->v[i].reader_bottom);
+    }
+    free(vl->v);
+}
+
+static cnn_status new_version(version_list *vl, const char *name, int producer, int *idx)
+{
+    blob_version *v = realloc(vl->v, (size_t)(vl->n + 1) * sizeof *v);
+    if (!v) return oom();
+    vl->v = v;
+    v[vl->n] = (blob_version){.name = name, .producer = producer};
+    *idx = vl->n++;
+    return CNN_OK;
+}
+
+/* The latest version of `name`, or -1. */
+static int current_version(const version_list *vl, const char *name)
+{
+    for (int i = vl->n - 1; i >= 0; i--)
+        if (!strcmp(vl->v[i].name, name)) return i;
+    return -1;
+}
+
+static cnn_status add_reader(blob_version *v, int layer, int bottom)
+{
+    int *a = realloc(v->reader_layer, (size_t)(v->n_readers + 1) * sizeof *a);
+    if (!a) return oom();
+    v->reader_layer = a;
+    int *b = realloc(v->reader_bottom, (size_t)(v->n_readers + 1) * sizeof *b);
+    if (!b) return oom();
+    v->reader_bottom = b;
+    a[v->n_readers] = layer;
+    b[v->n_readers++] = bottom;
+    return CNN_OK;
+}
+
+/* Makes the Split spec for version v and points its readers at its tops. */
+static cnn_status make_split(blob_version *v, layer_spec **specs, const char *producer,
+                             layer_spec **out)
+{
+    cnn_status st = CNN_OK;
+    char buf[512];
+    layer_spec *s = calloc(1, sizeof *s);
+    if (!s) return oom();
+    s->type = cnn_layer_type_find("Split");
+    snprintf(buf, sizeof buf, "%s_%s_split", v->name, producer);
+    if (!s->type || !(s->name = strdup(buf))) {
+        st = s->type ? oom() : CNN_ERROR(CNN_ERR_UNSUPPORTED, "no Split layer in this build");
+        goto fail;
+    }
+    CNN_TRY(push_str(&s->bottom, &s->n_bottom, v->name));
+    for (int r = 0; r < v->n_readers; r++) {
+        snprintf(buf, sizeof buf, "%s_%s_split_%d", v->name, producer, r);
+        CNN_TRY(push_str(&s->top, &s->n_top, buf));
+        layer_spec *reader = specs[v->reader_layer[r]];
+        char **slot = &reader->bottom[v->reader_bottom[r]];
+        char *renamed = strdup(buf);
+        if (!renamed) {
+            st = oom();
+            goto fail;
+        }
+        free(*slot);
+        *slot = renamed;
+    }
+    *out = s;
+    return CNN_OK;
+fail:
+    spec_free(s);
+    return st;
+}
+
+/* Rewrites specs (n of them) so that every blob version read by more than one
+ * layer goes through a Split; net inputs are listed in `inputs`. */
+static cnn_status insert_splits(layer_spec ***specs_io, int *n_io, char **inputs, int n_inputs)
+{
+    cnn_status st = CNN_OK;
+    layer_spec **specs = *specs_io, **out = NULL;
+    int n = *n_io, n_out = 0, idx;
+    version_list vl = {0};
+    for (int i = 0; i < n_inputs; i++) CNN_TRY(new_version(&vl, inputs[i], -1, &idx));
+    for (int l = 0; l < n; l++) {
+        for (int b = 0; b < specs[l]->n_bottom; b++) {
+            int v = current_version(&vl, specs[l]->bottom[b]);
+            if (v < 0)
+                return cnn_cfg_error(specs[l]->cfg, CNN_ERR_CONFIG,
+                                     "layer '%s': bottom '%s' is not produced by an earlier "
+                                     "layer or input",
+                                     specs[l]->name, specs[l]->bottom[b]);
+            CNN_TRY(add_reader(&vl.v[v], l, b));
+        }
+        for (int t = 0; t < specs[l]->n_top; t++)
+            CNN_TRY(new_version(&vl, specs[l]->top[t], l, &idx));
+    }
+    /* Emit: splits of inputs first, then each layer followed by its splits. */
+    for (int l = -1; l < n; l++) {
+        if (l >= 0) CNN_TRY(push_ptr((void ***)&out, &n_out, specs[l]));
+        for (int v = 0; v < vl.n; v++) {
+            if (vl.v[v].producer != l || vl.v[v].n_readers < 2) continue;
+            layer_spec *split = NULL;
+            CNN_TRY(make_split(&vl.v[v], specs, l >= 0 ? specs[l]->name : "input", &split));
+            st = push_ptr((void ***)&out, &n_out, split);
+            if (st) {
+                spec_free(split);
+                goto fail;
+            }
+        }
+    }
+    free(specs);
+    *specs_io = out;
+    *n_io = n_out;
+    versions_free(&vl);
+    return CNN_OK;
+fail:
+    /* Specs already moved into `out` are still in `specs`; free only splits. */
+    for (int i = 0; i < n_out; i++)
+        if (!out[i]->cfg) spec_free(out[i]);
+    free(out);
+    versions_free(&vl);
+    return st;
+}
+
+/* ---- instantiating layers ----------------------------------------------- */
+
+static cnn_status read_param_specs(cnn_layer *l, cnn_cfg *m)
+{
+    cnn_status st = CNN_OK;
+    int n = cnn_cfg_count(m, "param");
+    if (n > CNN_MAX_LAYER_PARAMS)
+        return cnn_cfg_error(m, CNN_ERR_CONFIG, "layer '%s': too many param entries", l->name);
+    for (int i = 0; i < n; i++) {
+        cnn_cfg *p = cnn_cfg_nth(m, "param", i);
+        const char *name = NULL;
+        int share_mode = 0;
+        static const char *const modes[] = {"STRICT", "PERMISSIVE", NULL};
+        if (p->kind != CNN_CFG_MESSAGE)
+            return cnn_cfg_error(p, CNN_ERR_CONFIG, "'param' must be a message");
+        CNN_TRY(cnn_cfg_string(p, "name", NULL, &name));
+        CNN_TRY(cnn_cfg_float(p, "lr_mult", 1, &l->spec[i].lr_mult));
+        CNN_TRY(cnn_cfg_float(p, "decay_mult", 1, &l->spec[i].decay_mult));
+        CNN_TRY(cnn_cfg_enum(p, "share_mode", modes, 0, &share_mode));
+        if (name && *name && !(l->spec[i].name = strdup(name))) return oom();
+    }
+    for (int i = n; i < CNN_MAX_LAYER_PARAMS; i++) l->spec[i].lr_mult = l->spec[i].decay_mult = 1;
+    l->n_spec = n;
+fail:
+    return st;
+}
+
+static cnn_status read_float_list(cnn_cfg *m, const char *key, int max, float *out, int *n)
+{
+    cnn_status st = CNN_OK;
+    *n = cnn_cfg_count(m, key);
+    if (*n > max)
+        return cnn_cfg_error(cnn_cfg_nth(m, key, max), CNN_ERR_CONFIG,
+                             "more '%s' values than tops/bottoms (%d)", key, max);
+    for (int i = 0; i < *n; i++) CNN_TRY(cnn_cfg_as_float(cnn_cfg_nth(m, key, i), &out[i]));
+fail:
+    return st;
+}
+
+static cnn_status wire_tensors(cnn_net *n, cnn_layer *l, const layer_spec *s)
+{
+    cnn_status st = CNN_OK;
+    for (int b = 0; b < s->n_bottom; b++) {
+        l->bottom[b] = find_blob(n, s->bottom[b]);
+        if (!l->bottom[b])
+            return CNN_ERROR(CNN_ERR_CONFIG, "layer '%s': unknown bottom '%s'", s->name,
+                             s->bottom[b]);
+    }
+    for (int t = 0; t < s->n_top; t++) {
+        cnn_tensor *have = find_blob(n, s->top[t]);
+        bool in_place = false;
+        for (int b = 0; b < s->n_bottom; b++)
+            if (!strcmp(s->bottom[b], s->top[t])) in_place = true;
+        if (have && !in_place)
+            return s->cfg ? cnn_cfg_error(s->cfg, CNN_ERR_CONFIG,
+                                          "layer '%s': top '%s' is already produced by an "
+                                          "earlier layer",
+                                          s->name, s->top[t])
+                          : CNN_ERROR(CNN_ERR_CONFIG, "top '%s' produced twice", s->top[t]);
+        if (!have) CNN_TRY(add_blob(n, s->top[t], &have));
+        l->top[t] = have;
+    }
+fail:
+    return st;
+}
+
+static cnn_status count_check(const cnn_layer *l, int have, int min, int max, const char *what)
+{
+    if (have < min || (max >= 0 && have > max)) {
+        if (max == min)
+            return cnn_layer_error(l, CNN_ERR_CONFIG, "takes %d %s, got %d", min, what, have);
+        if (max < 0)
+            return cnn_layer_error(l, CNN_ERR_CONFIG, "takes at least %d %s, got %d", min,
+                                   what, have);
+        return cnn_layer_error(l, CNN_ERR_CONFIG, "takes %d to %d %s, got %d", min, max,
+                               what, have);
+    }
+    return CNN_OK;
+}
+
+static cnn_status make_layer(cnn_net *n, const layer_spec *s, cnn_layer **out)
+{
+    cnn_status st = CNN_OK;
+    float lw[16];
+    float pd[16];
+    int n_lw = 0, n_pd = 0;
+    cnn_layer *l = calloc(1, sizeof *l);
+    if (!l) return oom();
+    l->type = s->type;
+    l->net = n;
+    l->phase = n->phase;
+    l->rng = &n->rng;
+    l->shapes_only = n->shapes_only;
+    l->device = -1;
+    l->n_bottom = s->n_bottom;
+    l->n_top = s->n_top;
+    l->name = strdup(s->name);
+    l->bottom = calloc((size_t)s->n_bottom + 1, sizeof *l->bottom);
+    l->top = calloc((size_t)s->n_top + 1, sizeof *l->top);
+    l->propagate_down = calloc((size_t)s->n_bottom + 1, sizeof *l->propagate_down);
+    l->loss_weight = calloc((size_t)s->n_top + 1, sizeof *l->loss_weight);
+    if (!l->name || !l->bottom || !l->top || !l->propagate_down || !l->loss_weight) {
+        st = oom();
+        goto fail;
+    }
+    *out = l; /* owned by the caller from here, even on failure */
+    CNN_TRY(count_check(l, s->n_bottom, s->type->min_bottoms, s->type->max_bottoms, "bottoms"));
+    CNN_TRY(count_check(l, s->n_top, s->type->min_tops, s->type->max_tops, "tops"));
+    CNN_TRY(wire_tensors(n, l, s));
+    for (int i = 0; i < CNN_MAX_LAYER_PARAMS; i++) l->spec[i].lr_mult = l->spec[i].decay_mult = 1;
+    for (int b = 0; b < s->n_bottom; b++) l->propagate_down[b] = true;
+    if (s->type->is_loss && s->n_top > 0) l->loss_weight[0] = 1;
+    if (s->cfg) {
+        CNN_TRY(read_param_specs(l, s->cfg));
+        CNN_TRY(read_float_list(s->cfg, "loss_weight", l->n_top < 16 ? l->n_top : 16, lw, &n_lw));
+        for (int t = 0; t < n_lw; t++) l->loss_weight[t] = lw[t];
+        int m = l->n_bottom < 16 ? l->n_bottom : 16;
+        CNN_TRY(read_float_list(s->cfg, "propagate_down", m, pd, &n_pd));
+        if (n_pd && n_pd != l->n_bottom)
+            return cnn_layer_error(l, CNN_ERR_CONFIG, "propagate_down needs one value per "
+                                                      "bottom");
+        for (int b = 0; b < n_pd; b++) l->propagate_down[b] = pd[b] != 0;
+        CNN_TRY(cnn_cfg_int(s->cfg, "device", -1, &l->device));
+        int phase = 0;
+        CNN_TRY(cnn_cfg_enum(s->cfg, "phase", phase_names, 0, &phase));
+        for (int i = 0; i < cnn_cfg_count(s->cfg, "include"); i++)
+            cnn_cfg_mark_used(cnn_cfg_nth(s->cfg, "include", i));
+        for (int i = 0; i < cnn_cfg_count(s->cfg, "exclude"); i++)
+            cnn_cfg_mark_used(cnn_cfg_nth(s->cfg, "exclude", i));
+    }
+    if (l->device < 0) l->device = l->n_bottom ? l->bottom[0]->device : 0;
+    for (int t = 0; t < l->n_top; t++) l->top[t]->device = l->device;
+    if (s->type->setup) CNN_TRY(s->type->setup(l, s->cfg));
+    if (s->cfg) {
+        char what[300];
+        snprintf(what, sizeof what, "layer '%s' (%s)", l->name, l->type->name);
+        CNN_TRY(cnn_cfg_check_used(s->cfg, what));
+    }
+fail:
+    return st;
+}
+
+static void layer_free(cnn_layer *l)
+{
+    if (!l) return;
+    if (l->type && l->type->destroy && l->priv)
+        l->type->destroy(l);
+    else
+        free(l->priv);
+    for (int i = 0; i < CNN_MAX_LAYER_PARAMS; i++) free(l->spec[i].name);
+    free(l->name);
+    free(l->bottom);
+    free(l->top);
+    free(l->propagate_down);
+    free(l->loss_weight);
+    free(l);
+}
+
+/* ---- parameters ------------------------------------------------------- */
+
+cnn_status cnn_net_param_tensor(cnn_net *n, const char *layer, int idx, const char *share,
+                                int ndim, const int *shape, const cnn_filler *f,
+                                cnn_tensor **out)
+{
+    cnn_status st = CNN_OK;
+    char key[300];
+    if (share)
+        for (int i = 0; i < n->n_params; i++)
+            if (n->param_keys[i] && !strcmp(n->param_keys[i], share)) {
+                *out = n->params[i];
+                return CNN_OK;
+            }
+    snprintf(key, sizeof key, "%s.%d", layer, idx);
+    cnn_tensor *t = cnn_tensor_create(key);
+    if (!t) return oom();
+    CNN_TRY(cnn_tensor_reshape(t, ndim, shape));
+    if (f) cnn_filler_fill(f, t, &n->rng);
+    char *k = share ? strdup(share) : NULL;
+    if (share && !k) {
+        st = oom();
+        goto fail;
+    }
+    char **keys = realloc(n->param_keys, (size_t)(n->n_params + 1) * sizeof *keys);
+    if (!keys) {
+        free(k);
+        st = oom();
+        goto fail;
+    }
+    n->param_keys = keys;
+    keys[n->n_params] = k;
+    int count = n->n_params;
+    st = push_ptr((void ***)&n->params, &count, t);
+    if (st) {
+        free(k);
+        goto fail;
+    }
+    n->n_params = count;
+    *out = t;
+    return CNN_OK;
+fail:
+    cnn_tensor_free(t);
+    return st;
+}
+
+static cnn_status collect_param_info(cnn_net *n)
+{
+    for (int li = 0; li < n->n_layers; li++) {
+        cnn_layer *l = n->layers[li];
+        for (int p = 0; p < l->n_param; p++) {
+            bool seen = false;
+            for (int i = 0; i < n->n_info; i++) seen |= n->info[i].tensor == l->param[p];
+            if (seen) continue;
+            cnn_param_info *a = realloc(n->info, (size_t)(n->n_info + 1) * sizeof *a);
+            if (!a) return oom();
+            n->info = a;
+            a[n->n_info++] = (cnn_param_info){.tensor = l->param[p],
+                                              .layer = l->name,
+                                              .index = p,
+                                              .lr_mult = l->spec[p].lr_mult,
+                                              .decay_mult = l->spec[p].decay_mult};
+        }
+    }
+    return CNN_OK;
+}
+
+/* ---- gradients: which layers and bottoms need them ----------------------- */
+
+static bool in_list(cnn_tensor *const *list, int n, const cnn_tensor *t)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i] == t) return true;
+    return false;
+}
+
+static cnn_status plan_backward(cnn_net *n)
+{
+    cnn_tensor **needs = NULL;
+    int n_needs = 0;
+    cnn_status st = CNN_OK;
+    for (int li = 0; li < n->n_layers; li++) {
+        cnn_layer *l = n->layers[li];
+        bool any = n->force_backward;
+        for (int b = 0; b < l->n_bottom; b++) {
+            bool need = in_list(needs, n_needs, l->bottom[b]) || n->force_backward;
+            l->propagate_down[b] = l->propagate_down[b] && need;
+            any |= l->propagate_down[b];
+        }
+        for (int p = 0; p < l->n_param; p++) any |= l->spec[p].lr_mult != 0;
+        l->need_backward = any && l->type->backward;
+        if (!l->need_backward)
+            for (int b = 0; b < l->n_bottom; b++) l->propagate_down[b] = false;
+        for (int t = 0; t < l->n_top && l->need_backward; t++)
+            if (!in_list(needs, n_needs, l->top[t]))
+                CNN_TRY(push_ptr((void ***)&needs, &n_needs, l->top[t]));
+    }
+fail:
+    free(needs);
+    return st;
+}
+
+static cnn_status find_inputs_outputs(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    for (int bi = 0; bi < n->n_blobs; bi++) {
+        cnn_tensor *t = n->blobs[bi];
+        bool read = false, written = false, input = false;
+        for (int li = 0; li < n->n_layers; li++) {
+            cnn_layer *l = n->layers[li];
+            read |= in_list(l->bottom, l->n_bottom, t);
+            if (in_list(l->top, l->n_top, t)) {
+                written = true;
+                input |= !strcmp(l->type->name, "Input");
+            }
+        }
+        if (input || !written) CNN_TRY(push_ptr((void ***)&n->inputs, &n->n_inputs, t));
+        if (written && !read) CNN_TRY(push_ptr((void ***)&n->outputs, &n->n_outputs, t));
+    }
+fail:
+    return st;
+}
+
+/* ---- the input: header (old-style net inputs) ----------------------------- */
+
+static cnn_status read_header_inputs(cnn_net *n, cnn_cfg *root, char ***names, int *n_names)
+{
+    cnn_status st = CNN_OK;
+    int n_in = cnn_cfg_count(root, "input");
+    int n_shape = cnn_cfg_count(root, "input_shape"), n_dim = cnn_cfg_count(root, "input_dim");
+    CNN_TRY(read_strings(root, "input", names, n_names));
+    if (n_in == 0 && (n_shape || n_dim))
+        return cnn_cfg_error(cnn_cfg_get(root, n_shape ? "input_shape" : "input_dim"),
+                             CNN_ERR_CONFIG, "input shapes given without 'input' names");
+    if (n_in && n_shape != n_in && n_dim != 4 * n_in)
+        return cnn_cfg_error(cnn_cfg_get(root, "input"), CNN_ERR_CONFIG,
+                             "%d inputs need %d input_shape messages or %d input_dim values",
+                             n_in, n_in, 4 * n_in);
+    for (int i = 0; i < n_in; i++) {
+        int shape[CNN_MAX_DIMS], nd = 0;
+        if (n_shape == n_in) {
+            cnn_cfg *s = cnn_cfg_nth(root, "input_shape", i);
+            nd = cnn_cfg_count(s, "dim");
+            if (nd > CNN_MAX_DIMS)
+                return cnn_cfg_error(s, CNN_ERR_CONFIG, "more than %d dims", CNN_MAX_DIMS);
+            for (int d = 0; d < nd; d++) CNN_TRY(cnn_cfg_as_int(cnn_cfg_nth(s, "dim", d), &shape[d]));
+        } else {
+            nd = 4;
+            for (int d = 0; d < 4; d++)
+                CNN_TRY(cnn_cfg_as_int(cnn_cfg_nth(root, "input_dim", 4 * i + d), &shape[d]));
+        }
+        cnn_tensor *t;
+        if (find_blob(n, (*names)[i]))
+            return cnn_cfg_error(cnn_cfg_nth(root, "input", i), CNN_ERR_CONFIG,
+                                 "input '%s' given twice", (*names)[i]);
+        CNN_TRY(add_blob(n, (*names)[i], &t));
+        CNN_TRY(cnn_tensor_reshape(t, nd, shape));
+    }
+fail:
+    return st;
+}
+
+/* ---- building ------------------------------------------------------------ */
+
+static cnn_status read_net_fields(cnn_net *n, cnn_cfg *root)
+{
+    cnn_status st = CNN_OK;
+    const char *name = "";
+    bool debug = false;
+    cnn_cfg *state = NULL;
+    CNN_TRY(cnn_cfg_string(root, "name", "", &name));
+    if (!(n->name = strdup(name))) return oom();
+    CNN_TRY(cnn_cfg_bool(root, "force_backward", false, &n->force_backward));
+    CNN_TRY(cnn_cfg_bool(root, "debug_info", false, &debug));
+    CNN_TRY(cnn_cfg_message(root, "state", &state));
+    if (state) cnn_cfg_mark_used(state); /* the phase comes from the caller */
+    for (int i = 0; i < cnn_cfg_count(root, "solver"); i++)
+        cnn_cfg_mark_used(cnn_cfg_nth(root, "solver", i));
+    if (cnn_cfg_count(root, "layers"))
+        return cnn_cfg_error(cnn_cfg_get(root, "layers"), CNN_ERR_UNSUPPORTED,
+                             "the V1 'layers' format is not supported; use 'layer' (Caffe's "
+                             "upgrade_net_proto_text converts old files)");
+fail:
+    return st;
+}
+
+cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts *o,
+                            cnn_net **out)
+{
+    cnn_status st = CNN_OK;
+    cnn_net_opts defaults = cnn_net_default_opts();
+    layer_spec **specs = NULL;
+    char **inputs = NULL;
+    int n_specs = 0, n_inputs = 0;
+    if (!o) o = &defaults;
+    *out = NULL;
+    cnn_net *n = calloc(1, sizeof *n);
+    if (!n) return oom();
+    n->phase = o->phase;
+    n->shapes_only = o->shapes_only;
+    n->file = strdup(file ? file : "<string>");
+    cnn_rng_seed(&n->rng, o->seed);
+    CNN_TRY(read_net_fields(n, root));
+    CNN_TRY(read_header_inputs(n, root, &inputs, &n_inputs));
+    for (int i = 0; i < cnn_cfg_count(root, "layer"); i++) {
+        cnn_cfg *m = cnn_cfg_nth(root, "layer", i);
+        layer_spec *s = NULL;
+        bool inc = false;
+        CNN_TRY(read_spec(m, i, &s));
+        st = layer_included(m, o, &inc);
+        if (st || !inc) {
+            spec_free(s);
+            if (st) goto fail;
+            cnn_cfg_mark_used(m);
+            continue;
+        }
+        if ((st = push_ptr((void ***)&specs, &n_specs, s))) {
+            spec_free(s);
+            goto fail;
+        }
+    }
+    CNN_TRY(insert_splits(&specs, &n_specs, inputs, n_inputs));
+    for (int i = 0; i < n_specs; i++) {
+        cnn_layer *l = NULL;
+        st = make_layer(n, specs[i], &l);
+        if (l) CNN_TRY(push_ptr((void ***)&n->layers, &n->n_layers, l));
+        if (st) goto fail;
+    }
+    CNN_TRY(cnn_cfg_check_used(root, "the net"));
+    CNN_TRY(cnn_net_reshape(n));
+    CNN_TRY(collect_param_info(n));
+    CNN_TRY(plan_backward(n));
+    CNN_TRY(find_inputs_outputs(n));
+    for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
+    free(specs);
+    free_strs(inputs, n_inputs);
+    *out = n;
+    return CNN_OK;
+fail:
+    for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
+    free(specs);
+    free_strs(inputs, n_inputs);
+    cnn_net_free(n);
+    return st;
+}
+
+cnn_status cnn_net_from_string(const char *text, const cnn_net_opts *o, cnn_net **out)
+{
+    cnn_cfg *root = NULL;
+    *out = NULL;
+    cnn_status st = cnn_cfg_parse_string(text, "<string>", &root);
+    if (st == CNN_OK) st = cnn_net_from_cfg(root, "<string>", o, out);
+    cnn_cfg_free(root);
+    return st;
+}
+
+cnn_status cnn_net_from_file(const char *path, const cnn_net_opts *o, cnn_net **out)
+{
+    cnn_cfg *root = NULL;
+    *out = NULL;
+    cnn_status st = cnn_cfg_parse_file(path, &root);
+    if (st == CNN_OK) st = cnn_net_from_cfg(root, path, o, out);
+    cnn_cfg_free(root);
+    return st;
+}
+
+void cnn_net_free(cnn_net *n)
+{
+    if (!n) return;
+    for (int i = 0; i < n->n_layers; i++) layer_free(n->layers[i]);
+    free(n->layers);
+    for (int i = 0; i < n->n_blobs; i++) cnn_tensor_free(n->blobs[i]);
+    free(n->blobs);
+    for (int i = 0; i < n->n_params; i++) cnn_tensor_free(n->params[i]);
+    free(n->params);
+    free_strs(n->param_keys, n->n_params);
+    free(n->info);
+    free(n->inputs);
+    free(n->outputs);
+    free(n->name);
+    free(n->file);
+    free(n);
+}
+
+/* ---- running -------------------------------------------------------------- */
+
+cnn_status cnn_net_reshape(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < n->n_layers; i++) {
+        cnn_layer *l = n->layers[i];
+        if (l->type->reshape) CNN_TRY(l->type->reshape(l));
+        for (int t = 0; t < l->n_top; t++)
+            if (l->loss_weight[t] != 0 && l->top[t]->count == 0)
+                return cnn_layer_error(l, CNN_ERR_SHAPE, "loss top '%s' is empty",
+                                       l->top[t]->name);
+    }
+fail:
+    return st;
+}
+
+cnn_status cnn_net_layer_forward(cnn_net *n, int i)
+{
+    cnn_layer *l = n->layers[i];
+    cnn_status st = CNN_OK;
+    if (l->type->reshape) CNN_TRY(l->type->reshape(l));
+    CNN_TRY(l->type->forward(l));
+fail:
+    return st;
+}
+
+cnn_status cnn_net_layer_backward(cnn_net *n, int i)
+{
+    cnn_layer *l = n->layers[i];
+    if (!l->type->backward) return CNN_OK;
+    /* Run for gradient checks even when the plan would skip it. */
+    bool saved[64];
+    int nb = l->n_bottom < 64 ? l->n_bottom : 64;
+    for (int b = 0; b < nb; b++) saved[b] = l->propagate_down[b];
+    if (!l->need_backward)
+        for (int b = 0; b < nb; b++) l->propagate_down[b] = true;
+    cnn_status st = l->type->backward(l);
+    for (int b = 0; b < nb; b++) l->propagate_down[b] = saved[b];
+    return st;
+}
+
+cnn_status cnn_net_forward(cnn_net *n, float *loss)
+{
+    cnn_status st = CNN_OK;
+    double total = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        cnn_layer *l = n->layers[i];
+        CNN_TRY(l->type->forward(l));
+        for (int t = 0; t < l->n_top; t++) {
+            if (l->loss_weight[t] == 0) continue;
+            double s = 0;
+            for (size_t k = 0; k < l->top[t]->count; k++) s += l->top[t]->data[k];
+            total += l->loss_weight[t] * s;
+        }
+    }
+    if (loss) *loss = (float)total;
+fail:
+    return st;
+}
+
+cnn_status cnn_net_backward(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < n->n_outputs; i++)
+        memset(n->outputs[i]->grad, 0, n->outputs[i]->count * sizeof(float));
+    for (int i = 0; i < n->n_layers; i++) {
+        cnn_layer *l = n->layers[i];
+        for (int t = 0; t < l->n_top; t++)
+            if (l->loss_weight[t] != 0)
+                for (size_t k = 0; k < l->top[t]->count; k++)
+                    l->top[t]->grad[k] = l->loss_weight[t];
+    }
+    for (int i = n->n_layers - 1; i >= 0; i--)
+        if (n->layers[i]->need_backward) CNN_TRY(n->layers[i]->type->backward(n->layers[i]));
+fail:
+    return st;
+}
+
+void cnn_net_zero_param_grads(cnn_net *n)
+{
+    for (int i = 0; i < n->n_params; i++)
+        memset(n->params[i]->grad, 0, n->params[i]->count * sizeof(float));
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+const char *cnn_net_name(const cnn_net *n) { return n->name; }
+cnn_phase cnn_net_phase(const cnn_net *n) { return n->phase; }
+cnn_tensor *cnn_net_blob(const cnn_net *n, const char *name) { return find_blob(n, name); }
+cnn_rng *cnn_net_rng(cnn_net *n) { return &n->rng; }
+int cnn_net_num_params(const cnn_net *n) { return n->n_info; }
+const cnn_param_info *cnn_net_param_info(const cnn_net *n, int i) { return &n->info[i]; }
+int cnn_net_num_layers(const cnn_net *n) { return n->n_layers; }
+cnn_layer *cnn_net_layer(const cnn_net *n, int i) { return n->layers[i]; }
+const char *cnn_net_layer_name(const cnn_net *n, int i) { return n->layers[i]->name; }
+const char *cnn_net_layer_type(const cnn_net *n, int i) { return n->layers[i]->type->name; }
+int cnn_net_layer_num_tops(const cnn_net *n, int i) { return n->layers[i]->n_top; }
+cnn_tensor *cnn_net_layer_top(const cnn_net *n, int i, int t) { return n->layers[i]->top[t]; }
+int cnn_net_layer_num_bottoms(const cnn_net *n, int i) { return n->layers[i]->n_bottom; }
+int cnn_net_layer_num_params(const cnn_net *n, int i) { return n->layers[i]->n_param; }
+int cnn_net_num_inputs(const cnn_net *n) { return n->n_inputs; }
+cnn_tensor *cnn_net_input(const cnn_net *n, int i) { return n->inputs[i]; }
+int cnn_net_num_outputs(const cnn_net *n) { return n->n_outputs; }
+cnn_tensor *cnn_net_output(const cnn_net *n, int i) { return n->outputs[i]; }
+
+cnn_tensor *cnn_net_layer_bottom(const cnn_net *n, int i, int b)
+{
+    return n->layers[i]->bottom[b];
+}
+
+cnn_tensor *cnn_net_layer_param(const cnn_net *n, int i, int p)
+{
+    return n->layers[i]->param[p];
+}
+
+double cnn_net_layer_flops(const cnn_net *n, int i)
+{
+    const cnn_layer *l = n->layers[i];
+    return l->type->flops ? l->type->flops(l) : 0;
+}
+
+cnn_tensor *cnn_net_param(const cnn_net *n, const char *layer, int idx)
+{
+    for (int i = 0; i < n->n_layers; i++)
+        if (!strcmp(n->layers[i]->name, layer))
+            return idx >= 0 && idx < n->layers[i]->n_param ? n->layers[i]->param[idx] : NULL;
+    return NULL;
+}
+
+cnn_status cnn_net_seek_data(cnn_net *n, uint64_t batch)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < n->n_layers; i++)
+        if (n->layers[i]->type->seek) CNN_TRY(n->layers[i]->type->seek(n->layers[i], batch));
+fail:
+    return st;
+}
+
+cnn_status cnn_net_copy_params(cnn_net *dst, const cnn_net *src)
+{
+    char a[64], b[64];
+    for (int i = 0; i < dst->n_layers; i++) {
+        cnn_layer *d = dst->layers[i];
+        for (int j = 0; j < src->n_layers; j++) {
+            cnn_layer *s = src->layers[j];
+            if (strcmp(d->name, s->name)) continue;
+            for (int p = 0; p < d->n_param && p < s->n_param; p++) {
+                if (!cnn_tensor_same_shape(d->param[p], s->param[p]))
+                    return CNN_ERROR(CNN_ERR_SHAPE, "layer '%s' parameter %d: %s vs %s",
+                                     d->name, p,
+                                     cnn_tensor_shape_str(d->param[p], a, sizeof a),
+                                     cnn_tensor_shape_str(s->param[p], b, sizeof b));
+                if (d->param[p] != s->param[p])
+                    memcpy(d->param[p]->data, s->param[p]->data,
+                           s->param[p]->count * sizeof(float));
+            }
+            break;
+        }
+    }
+    return CNN_OK;
+}

@@ -1,0 +1,17 @@
+/* net_internal.h — what layers may ask of the net that owns them. */
+#ifndef CNN_NET_INTERNAL_H
+#define CNN_NET_INTERNAL_H
+
+#include "../layers/layer.h"
+
+/* Parameter `idx` of layer `layer`: when `share` names a parameter another
+ * layer already created, that tensor (shapes must match); otherwise a new
+ * tensor of `shape`, filled by `f`, owned by the net. */
+cnn_status cnn_net_param_tensor(cnn_net *n, const char *layer, int idx, const char *share,
+                                int ndim, const int *shape, const cnn_filler *f,
+                                cnn_tensor **out);
+
+/* The layer objects, for tools inside the library (weights, solver). */
+cnn_layer *cnn_net_layer(const cnn_net *n, int i);
+
+#endif
