@@ -5,9 +5,19 @@
 
 #include "cnn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#ifdef __cplusplus
+}
+#endif
+#endif
+
 /* Number of usable CUDA devices; 0 without a driver, a GPU or CUDA support. */
 int cnn_cuda_device_count(void);
 /* One line describing CUDA device `device` (name, memory, capability). */
 cnn_status cnn_cuda_describe(int device, char *buf, size_t n);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# run.sh — runs every test: the Check suites in build/tests (GPU suites skip
+# themselves without a device), then the shell end-to-end tests in tests/.
+# Prints a summary line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+passed=0 failed=0 failures=()
+run() {
+    local name=$1; shift
+    local start=$SECONDS
+    if "$@" > "build/tests/$name.log" 2>&1; then
+        passed=$((passed + 1)); echo "PASS $name ($((SECONDS - start))s)"
+    else
+        failed=$((failed + 1)); failures+=("$name"); echo "FAIL $name ($((SECONDS - start))s)"
+        tail -n 30 "build/tests/$name.log"
+    fi
+    grep -h "SKIP" "build/tests/$name.log" | sed 's/^/    /'
+}
+mkdir -p build/tests
+for t in build/tests/check_* build/tests/gpu/check_*; do
+    [ -x "$t" ] || continue
+    # CUDA cannot be used in a child forked after the parent touched it.
+    case "$t" in */gpu/*) run "$(basename "$t")" env CK_FORK=no "$t" ;; *) run "$(basename "$t")" "$t" ;; esac
+done
+for t in tests/*_test.sh; do
+    [ -f "$t" ] || continue
+    run "$(basename "$t" .sh)" bash "$t"
+done
+echo "${failures[*]:+failed: ${failures[*]}}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
