@@ -7,9 +7,6 @@
 
 #ifdef __cplusplus
 extern "C" {
-#ifdef __cplusplus
-}
-#endif
 #endif
 
 /* Number of usable CUDA devices; 0 without a driver, a GPU or CUDA support. */
