@@ -54,13 +54,16 @@ $(B)/%.cu.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
+# The whole archive: layer types are found through the registry, not by name.
+LINK_LIB := -Wl,--whole-archive lib/libcnn.a -Wl,--no-whole-archive
+
 bin/%: tools/%.c lib/libcnn.a
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $< -o $@ lib/libcnn.a $(LDLIBS)
+	@mkdir -p $(@D) $(B)/tools
+	$(CC) $(CFLAGS) -MF $(B)/tools/$*.d $< -o $@ $(LINK_LIB) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c tests/testutil.h lib/libcnn.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn.a $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ $(LINK_LIB) $(CHECK_LIBS) $(LDLIBS)
 
 test: all
 	tests/run.sh

@@ -1,0 +1,111 @@
+/* cnninfo — prints a model's layers with their output shapes, parameter
+ * counts and forward FLOPs, then totals: how a user checks a model file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cnn.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: cnninfo MODEL [--phase TRAIN|TEST]\n"
+                    "Prints each layer's top shapes, parameters and forward FLOPs.\n");
+}
+
+static const char *human(double v, char *buf, size_t n)
+{
+    const char *units[] = {"", "K", "M", "G", "T"};
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.2f%s" : "%.0f%s", v, units[u]);
+    return buf;
+}
+
+static size_t layer_param_count(const cnn_net *n, int i)
+{
+    size_t c = 0;
+    for (int p = 0; p < cnn_net_layer_num_params(n, i); p++)
+        c += cnn_net_layer_param(n, i, p)->count;
+    return c;
+}
+
+static void print_net(const cnn_net *n)
+{
+    char shapes[256], a[32], b[32];
+    double flops = 0, act_bytes = 0;
+    size_t params = 0;
+    printf("%-24s %-22s %-34s %12s %12s\n", "layer", "type", "top shapes", "params",
+           "FLOPs");
+    for (int i = 0; i < cnn_net_num_layers(n); i++) {
+        size_t at = 0;
+        shapes[0] = 0;
+        for (int t = 0; t < cnn_net_layer_num_tops(n, i); t++) {
+            cnn_tensor *top = cnn_net_layer_top(n, i, t);
+            char s[96];
+            at += (size_t)snprintf(shapes + at, sizeof shapes - at, "%s%s", t ? " " : "",
+                                   cnn_tensor_shape_str(top, s, sizeof s));
+            if (at >= sizeof shapes) at = sizeof shapes - 1;
+            bool in_place = false;
+            for (int k = 0; k < cnn_net_layer_num_bottoms(n, i); k++)
+                in_place |= cnn_net_layer_bottom(n, i, k) == top;
+            if (!in_place) act_bytes += (double)top->count * sizeof(float);
+        }
+        size_t pc = layer_param_count(n, i);
+        double f = cnn_net_layer_flops(n, i);
+        printf("%-24s %-22s %-34s %12s %12s\n", cnn_net_layer_name(n, i),
+               cnn_net_layer_type(n, i), shapes, pc ? human((double)pc, a, sizeof a) : "-",
+               f > 0 ? human(f, b, sizeof b) : "-");
+        params += pc;
+        flops += f;
+    }
+    printf("\ntotal: %zu parameters (%s), %s FLOPs forward, activations %.1f MiB "
+           "(x2 with gradients when training)\n",
+           params, human((double)params, a, sizeof a), human(flops, b, sizeof b),
+           act_bytes / 1048576.0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = NULL;
+    cnn_net_opts o = cnn_net_default_opts();
+    o.phase = CNN_TEST;
+    o.shapes_only = true;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--phase") && i + 1 < argc) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "TRAIN") || !strcmp(p, "train"))
+                o.phase = CNN_TRAIN;
+            else if (!strcmp(p, "TEST") || !strcmp(p, "test"))
+                o.phase = CNN_TEST;
+            else {
+                fprintf(stderr, "cnninfo: --phase must be TRAIN or TEST, not '%s'\n", p);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage();
+            return 0;
+        } else if (argv[i][0] == '-' || model) {
+            usage();
+            return 2;
+        } else {
+            model = argv[i];
+        }
+    }
+    if (!model) {
+        usage();
+        return 2;
+    }
+    cnn_net *net = NULL;
+    if (cnn_net_from_file(model, &o, &net) != CNN_OK) {
+        fprintf(stderr, "cnninfo: %s\n", cnn_error_message());
+        return 1;
+    }
+    printf("net '%s' from %s, phase %s\n\n", cnn_net_name(net), model,
+           o.phase == CNN_TRAIN ? "TRAIN" : "TEST");
+    print_net(net);
+    cnn_net_free(net);
+    return 0;
+}
