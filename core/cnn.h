@@ -195,6 +195,24 @@ cnn_tensor *cnn_net_input(const cnn_net *n, int i);
 int cnn_net_num_outputs(const cnn_net *n);
 cnn_tensor *cnn_net_output(const cnn_net *n, int i);
 
+/* ---- input preprocessing ------------------------------------------------ */
+
+#define CNN_MAX_MEAN 4
+
+/* Caffe's transform_param: y = (x - mean[c]) * scale on 0..255 pixels, after
+ * an optional crop (random at train time, centred at test) and mirror. */
+typedef struct cnn_transform {
+    float scale;               /* 1 when absent */
+    int n_mean;                /* 0, 1 (all channels) or one per channel */
+    float mean[CNN_MAX_MEAN];
+    int crop_size;             /* 0: no crop */
+    bool mirror;
+} cnn_transform;
+
+/* The transform_param of the layer that produces input blob `blob` (an
+ * Input layer may carry one for tools such as cnnclassify). False if none. */
+bool cnn_net_input_transform(const cnn_net *n, const char *blob, cnn_transform *out);
+
 /* ---- weights ------------------------------------------------------------ */
 
 /* Saves every parameter (and BatchNorm statistics) as safetensors, keyed

@@ -1,11 +1,17 @@
 /* input.c — the Input layer: tops whose shapes the model file gives and
  * whose values the caller writes (input_param { shape { dim … } }). */
+#include <string.h>
+
+#include "../core/net_internal.h"
+#include "../core/transform.h"
 #include "layer.h"
 
 typedef struct {
     int n_shapes;
     int ndim[8];
     int shape[8][CNN_MAX_DIMS];
+    bool has_transform;
+    cnn_transform transform; /* for tools that feed images */
 } input_priv;
 
 static cnn_status input_setup(cnn_layer *l, cnn_cfg *cfg)
@@ -14,6 +20,8 @@ static cnn_status input_setup(cnn_layer *l, cnn_cfg *cfg)
     cnn_cfg *p = NULL;
     CNN_TRY(cnn_layer_alloc_priv(l, sizeof(input_priv)));
     input_priv *ip = l->priv;
+    ip->has_transform = cnn_cfg_count(cfg, "transform_param") > 0;
+    CNN_TRY(cnn_transform_parse(cfg, &ip->transform));
     CNN_TRY(cnn_cfg_message(cfg, "input_param", &p));
     if (!p) return cnn_layer_error(l, CNN_ERR_CONFIG, "input_param { shape { dim … } } missing");
     ip->n_shapes = cnn_cfg_count(p, "shape");
@@ -64,3 +72,18 @@ const cnn_layer_type cnn_layer_Input = {
     .reshape = input_reshape,
     .forward = input_forward,
 };
+
+bool cnn_net_input_transform(const cnn_net *n, const char *blob, cnn_transform *out)
+{
+    for (int i = 0; i < cnn_net_num_layers(n); i++) {
+        const cnn_layer *l = cnn_net_layer(n, i);
+        if (l->type != &cnn_layer_Input) continue;
+        const input_priv *ip = l->priv;
+        for (int t = 0; t < l->n_top; t++)
+            if (!strcmp(l->top[t]->name, blob) && ip->has_transform) {
+                *out = ip->transform;
+                return true;
+            }
+    }
+    return false;
+}
