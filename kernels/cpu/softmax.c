@@ -122,7 +122,8 @@ long cnn_k_accuracy(int outer, int c, int inner, const float *x, const float *la
         float truth = x[base + (size_t)lv * inner];
         /* Caffe counts the true class itself as "better", so ties go against. */
         int better = -1;
-        for (int k = 0; k < c && better < top_k; k++) better += x[base + (size_t)k * inner] >= truth;
+        for (int k = 0; k < c && better < top_k; k++)
+            better += x[base + (size_t)k * inner] >= truth;
         if (class_count) class_count[lv] += 1;
         if (better < top_k) {
             n_correct++;

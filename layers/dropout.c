@@ -1,0 +1,108 @@
+/* dropout.c — Caffe's Dropout layer. In TRAIN each value is kept with
+ * probability 1 - dropout_ratio and scaled by 1 / (1 - dropout_ratio) (or,
+ * with scale_train false, left unscaled and the TEST output scaled by
+ * 1 - dropout_ratio instead); in TEST it is the identity. The mask comes
+ * from the net's generator and is kept for the backward pass. Runs in place. */
+#include <stdlib.h>
+
+#include "../kernels/kernels.h"
+#include "layer.h"
+
+typedef struct {
+    float ratio;       /* dropout_ratio: probability of dropping a value */
+    bool scale_train;  /* scale kept values in TRAIN (else scale in TEST) */
+    cnn_tensor *mask;  /* (bottom shape) 0 or the keep scale, per value */
+} dropout_priv;
+
+static void dropout_destroy(cnn_layer *l)
+{
+    dropout_priv *d = l->priv;
+    if (d) cnn_tensor_free(d->mask);
+    free(d);
+    l->priv = NULL;
+}
+
+static cnn_status dropout_setup(cnn_layer *l, cnn_cfg *cfg)
+{
+    cnn_status st = CNN_OK;
+    cnn_cfg *p = NULL;
+    CNN_TRY(cnn_layer_alloc_priv(l, sizeof(dropout_priv)));
+    dropout_priv *d = l->priv;
+    d->ratio = 0.5f;
+    d->scale_train = true;
+    CNN_TRY(cnn_cfg_message(cfg, "dropout_param", &p));
+    if (p) {
+        CNN_TRY(cnn_cfg_float(p, "dropout_ratio", 0.5f, &d->ratio));
+        CNN_TRY(cnn_cfg_bool(p, "scale_train", true, &d->scale_train));
+    }
+    if (!(d->ratio >= 0.f && d->ratio < 1.f))
+        return cnn_layer_error(l, CNN_ERR_CONFIG, "dropout_ratio must be in [0, 1), got %g",
+                               d->ratio);
+    if (!(d->mask = cnn_tensor_create(NULL)))
+        return cnn_layer_error(l, CNN_ERR_MEMORY, "out of memory");
+fail:
+    return st;
+}
+
+static cnn_status dropout_reshape(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    dropout_priv *d = l->priv;
+    CNN_TRY(cnn_tensor_reshape_like(l->top[0], l->bottom[0]));
+    if (l->phase == CNN_TRAIN) CNN_TRY(cnn_tensor_reshape_like(d->mask, l->bottom[0]));
+fail:
+    return st;
+}
+
+/* The factor every value is multiplied by in TEST. */
+static float test_scale(const dropout_priv *d) { return d->scale_train ? 1.f : 1.f - d->ratio; }
+
+static cnn_status dropout_forward(cnn_layer *l)
+{
+    dropout_priv *d = l->priv;
+    const cnn_tensor *x = l->bottom[0];
+    cnn_tensor *y = l->top[0];
+    if (l->phase == CNN_TRAIN) {
+        float keep = d->scale_train ? 1.f / (1.f - d->ratio) : 1.f;
+        double p_keep = 1.0 - d->ratio;
+        float *m = d->mask->data;
+        for (size_t i = 0; i < x->count; i++) m[i] = cnn_rng_uniform(l->rng) < p_keep ? keep : 0.f;
+        cnn_k_dropout_apply(x->count, x->data, m, y->data);
+    } else if (test_scale(d) != 1.f) {
+        if (y != x) cnn_k_copy(x->count, x->data, y->data);
+        cnn_k_scale(y->count, test_scale(d), y->data);
+    } else if (y != x) {
+        cnn_k_copy(x->count, x->data, y->data);
+    }
+    return CNN_OK;
+}
+
+static cnn_status dropout_backward(cnn_layer *l)
+{
+    const dropout_priv *d = l->priv;
+    cnn_tensor *x = l->bottom[0], *y = l->top[0];
+    if (!l->propagate_down[0]) return CNN_OK;
+    if (l->phase == CNN_TRAIN) {
+        cnn_k_dropout_apply(x->count, y->grad, d->mask->data, x->grad);
+    } else {
+        if (y != x) cnn_k_copy(x->count, y->grad, x->grad);
+        if (test_scale(d) != 1.f) cnn_k_scale(x->count, test_scale(d), x->grad);
+    }
+    return CNN_OK;
+}
+
+static double dropout_flops(const cnn_layer *l) { return (double)l->bottom[0]->count; }
+
+const cnn_layer_type cnn_layer_Dropout = {
+    .name = "Dropout",
+    .min_bottoms = 1,
+    .max_bottoms = 1,
+    .min_tops = 1,
+    .max_tops = 1,
+    .setup = dropout_setup,
+    .reshape = dropout_reshape,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+    .destroy = dropout_destroy,
+    .flops = dropout_flops,
+};
