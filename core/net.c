@@ -651,7 +651,7 @@ static cnn_status read_header_inputs(cnn_net *n, cnn_cfg *root, char ***names, i
             for (int d = 0; d < 4; d++)
                 CNN_TRY(cnn_cfg_as_int(cnn_cfg_nth(root, "input_dim", 4 * i + d), &shape[d]));
         }
-        cnn_tensor *t;
+        cnn_tensor *t = NULL;
         if (find_blob(n, (*names)[i]))
             return cnn_cfg_error(cnn_cfg_nth(root, "input", i), CNN_ERR_CONFIG,
                                  "input '%s' given twice", (*names)[i]);
@@ -724,9 +724,9 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     CNN_TRY(insert_splits(&specs, &n_specs, inputs, n_inputs));
     for (int i = 0; i < n_specs; i++) {
         cnn_layer *l = NULL;
-        st = make_layer(n, specs[i], &l);
+        cnn_status made = make_layer(n, specs[i], &l);
         if (l) CNN_TRY(push_ptr((void ***)&n->layers, &n->n_layers, l));
-        if (st) goto fail;
+        if ((st = made)) goto fail;
     }
     CNN_TRY(cnn_cfg_check_used(root, "the net"));
     CNN_TRY(cnn_net_reshape(n));
