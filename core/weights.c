@@ -422,7 +422,9 @@ static char *build_header(const char *path, const cnn_safetensors_entry *e, int 
             goto oom;
     uint64_t at = 0;
     for (int i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateIntArray(e[i].shape, e[i].ndim);
+        cJSON *o = cJSON_CreateObject();
+        cJSON *shape = e[i].ndim ? cJSON_CreateIntArray(e[i].shape, e[i].ndim)
+                                 : cJSON_CreateArray();
         if (!o || !shape) {
             cJSON_Delete(o);
             cJSON_Delete(shape);
