@@ -1,0 +1,32 @@
+/* solver_internal.h — the solver object, shared by solver.c (configuration,
+ * training loop) and snapshot.c (snapshots and resume). Internal. */
+#ifndef CNN_SOLVER_INTERNAL_H
+#define CNN_SOLVER_INTERNAL_H
+
+#include "../core/config.h"
+#include "solver.h"
+
+struct cnn_solver {
+    cnn_solver_config cfg;
+    char model[CNN_SOLVER_PATH_MAX]; /* the file the solver was read from */
+    cnn_cfg *roots[2];               /* parsed model files, kept for the nets' lifetime */
+    cnn_net *net, *test_net;
+    uint64_t seed;
+    int iter;                        /* iterations done */
+    uint64_t batches;                /* training batches consumed (iter * iter_size) */
+    int n_params;
+    float **hist[2];                 /* [slot][param]: history, shaped like the param */
+    double *losses;                  /* (average_loss) ring of recent losses */
+    int n_losses;
+    double lr;                       /* rate of the last (or next) iteration */
+    double *test_sum;                /* (test_sum_cap) accumulated test outputs */
+    size_t test_sum_cap;
+    cnn_solver_feed_fn feed;
+    void *feed_user;
+    bool stopped;
+};
+
+/* Allocates zeroed history for every parameter of the train net. */
+cnn_status cnn_solver_alloc_history(cnn_solver *s);
+
+#endif

@@ -1,0 +1,354 @@
+/* cnntrain — trains a model: reads the solver (a model's `solver` block or a
+ * Caffe solver.prototxt), runs the training loop, prints progress and test
+ * results, writes a JSON-lines log and snapshots, and resumes from one.
+ * SIGINT/SIGTERM finish the current iteration, snapshot and exit 130/143. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/cnn.h"
+#include "core/device.h"
+#include "solvers/solver.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cnntrain MODEL|SOLVER [options]\n"
+            "Trains the net of a model file with a solver { } block, or of a Caffe\n"
+            "solver.prototxt naming it with net: \"path\".\n"
+            "  --cpu                 train on the CPU (the default)\n"
+            "  --gpu N               train on CUDA device N\n"
+            "  --iterations N        train for N iterations (replaces max_iter)\n"
+            "  --weights F[,F...]    initial weights (.safetensors); missing tensors keep\n"
+            "                        their fillers\n"
+            "  --resume F            continue from a .solverstate snapshot\n"
+            "  --log F               append JSON lines (display and test records) to F\n"
+            "  --snapshot-prefix P   write snapshots as P_iter_N.{safetensors,solverstate}\n"
+            "  --quiet               print only errors and the final line\n");
+}
+
+typedef struct run_state {
+    cnn_solver *s;
+    FILE *log;
+    bool quiet, tty;
+    int max_iter, batch, start_iter;
+    double t_start;      /* when training began */
+    double t_last;       /* time of the last event */
+    double excluded;     /* seconds spent testing and snapshotting */
+    double t_display;    /* time and exclusion at the last display */
+    double excl_display;
+    int it_display;
+    double t_progress;   /* last live-line update */
+    bool progress_shown;
+    char last_snapshot[CNN_SOLVER_PATH_MAX];
+} run_state;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void clear_progress(run_state *r)
+{
+    if (r->progress_shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        r->progress_shown = false;
+    }
+}
+
+static const char *duration(double sec, char *buf, size_t n)
+{
+    if (!isfinite(sec) || sec < 0) return snprintf(buf, n, "?"), buf;
+    long s = (long)(sec + 0.5);
+    if (s >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+    else if (s >= 60)
+        snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(buf, n, "%lds", s);
+    return buf;
+}
+
+static void log_json(run_state *r, cJSON *o)
+{
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (text) {
+        fputs(text, r->log);
+        fputc('\n', r->log);
+        fflush(r->log);
+    }
+    free(text);
+    cJSON_Delete(o);
+}
+
+static void on_iter(run_state *r, const cnn_solver_event *e, double t)
+{
+    int done = e->iter - r->start_iter;
+    double busy = t - r->t_start - r->excluded;
+    double per_iter = done > 0 ? busy / done : NAN;
+    const cnn_solver_config *c = cnn_solver_get_config(r->s);
+    double images = (double)r->batch * c->iter_size;
+    if (r->tty && !r->quiet && (t - r->t_progress > 0.1 || e->iter == r->max_iter)) {
+        char eta[32];
+        fprintf(stderr, "\r\033[Kiteration %d/%d  loss %.4g  lr %.3g  %.0f img/s  ETA %s",
+                e->iter, r->max_iter, e->loss, e->lr, per_iter > 0 ? images / per_iter : 0.0,
+                duration(per_iter * (r->max_iter - e->iter), eta, sizeof eta));
+        fflush(stderr);
+        r->progress_shown = true;
+        r->t_progress = t;
+    }
+    if (e->kind != CNN_EV_DISPLAY) return;
+    double span = (t - r->t_display) - (r->excluded - r->excl_display);
+    int its = e->iter - r->it_display;
+    double ips = span > 0 ? its * images / span : 0.0;
+    r->t_display = t;
+    r->excl_display = r->excluded;
+    r->it_display = e->iter;
+    if (!r->quiet) {
+        clear_progress(r);
+        printf("iteration %d/%d  loss %.6g  lr %.6g  %.1f img/s\n", e->iter, r->max_iter,
+               e->loss, e->lr, ips);
+        fflush(stdout);
+    }
+    if (r->log) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "iter", e->iter);
+        cJSON_AddNumberToObject(o, "loss", e->loss);
+        cJSON_AddNumberToObject(o, "lr", e->lr);
+        cJSON_AddNumberToObject(o, "images_per_sec", ips);
+        log_json(r, o);
+    }
+}
+
+static void on_test(run_state *r, const cnn_solver_event *e)
+{
+    const cnn_test_result *t = e->test;
+    if (!r->quiet) {
+        clear_progress(r);
+        printf("test at iteration %d: loss %.6g", t->iter, t->loss);
+        if (!isnan(t->accuracy)) printf("  accuracy %.4f", t->accuracy);
+        for (int i = 0; i < t->n; i++) printf("%s%s = %.6g", i ? ", " : "  (", t->name[i],
+                                               t->value[i]);
+        printf("%s\n", t->n ? ")" : "");
+        fflush(stdout);
+    }
+    if (r->log) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "iter", t->iter);
+        cJSON_AddNumberToObject(o, "test_loss", t->loss);
+        if (!isnan(t->accuracy)) cJSON_AddNumberToObject(o, "test_accuracy", t->accuracy);
+        cJSON *outs = cJSON_AddObjectToObject(o, "test_outputs");
+        for (int i = 0; i < t->n; i++)
+            if (isfinite(t->value[i])) cJSON_AddNumberToObject(outs, t->name[i], t->value[i]);
+        log_json(r, o);
+    }
+}
+
+static void on_event(const cnn_solver_event *e, void *user)
+{
+    run_state *r = user;
+    double t = now();
+    switch (e->kind) {
+    case CNN_EV_ITER:
+    case CNN_EV_DISPLAY: on_iter(r, e, t); break;
+    case CNN_EV_TEST:
+        r->excluded += t - r->t_last;
+        on_test(r, e);
+        break;
+    case CNN_EV_SNAPSHOT:
+        r->excluded += t - r->t_last;
+        snprintf(r->last_snapshot, sizeof r->last_snapshot, "%s", e->path);
+        if (!r->quiet) {
+            clear_progress(r);
+            printf("snapshot at iteration %d: %s\n", e->iter, e->path);
+            fflush(stdout);
+        }
+        break;
+    }
+    r->t_last = now();
+}
+
+/* Parses a positive int argument. */
+static bool parse_int(const char *s, int min, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > 1000000000L) return false;
+    *out = (int)v;
+    return true;
+}
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "cnntrain: %s\n", msg);
+    return 1;
+}
+
+/* Refuses --gpu until the GPU path exists, with the reason. */
+static int check_gpu(int dev)
+{
+    char buf[256];
+    int count = cnn_cuda_device_count();
+    if (count == 0) {
+        if (cnn_cuda_describe(dev, buf, sizeof buf) != CNN_OK)
+            fprintf(stderr, "cnntrain: --gpu %d: %s\n", dev, cnn_error_message());
+        else
+            fprintf(stderr, "cnntrain: --gpu %d: no usable CUDA device found\n", dev);
+        return 1;
+    }
+    if (dev >= count) {
+        fprintf(stderr, "cnntrain: --gpu %d: only %d CUDA device%s (0..%d)\n", dev, count,
+                count == 1 ? "" : "s", count - 1);
+        return 1;
+    }
+    fprintf(stderr, "cnntrain: --gpu %d: training on the GPU is not supported yet; "
+                    "use --cpu\n", dev);
+    return 1;
+}
+
+static void print_summary(const cnn_solver *s, const char *model)
+{
+    const cnn_solver_config *c = cnn_solver_get_config(s);
+    cnn_net *n = cnn_solver_net(s), *tn = cnn_solver_test_net(s);
+    size_t params = 0;
+    for (int i = 0; i < cnn_net_num_params(n); i++)
+        params += cnn_net_param_info(n, i)->tensor->count;
+    printf("cnntrain: device CPU; net '%s' from %s: %d layers, %zu parameters, batch %d",
+           cnn_net_name(n), model, cnn_net_num_layers(n), params, cnn_solver_batch_size(s));
+    if (c->iter_size > 1) printf(" x iter_size %d", c->iter_size);
+    printf("; solver %s, lr_policy %s, base_lr %g, max_iter %d, seed %llu\n",
+           cnn_solver_type_names[c->update.type], cnn_lr_policy_names[c->lr.policy],
+           c->lr.base_lr, c->max_iter, (unsigned long long)cnn_solver_seed(s));
+    if (tn)
+        printf("test net: %d layers, %d passes every %d iterations\n", cnn_net_num_layers(tn),
+               c->test_iter, c->test_interval);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = NULL, *weights = NULL, *resume = NULL, *log_path = NULL;
+    cnn_solver_opts o = {0};
+    int gpu = -1;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--cpu")) {
+            gpu = -1;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = true;
+        } else if (!strcmp(a, "--gpu") && has_val) {
+            if (!parse_int(argv[++i], 0, &gpu)) return fail("--gpu needs a device number");
+        } else if (!strcmp(a, "--iterations") && has_val) {
+            if (!parse_int(argv[++i], 1, &o.max_iter))
+                return fail("--iterations needs a positive number");
+        } else if (!strcmp(a, "--weights") && has_val) {
+            weights = argv[++i];
+        } else if (!strcmp(a, "--resume") && has_val) {
+            resume = argv[++i];
+        } else if (!strcmp(a, "--log") && has_val) {
+            log_path = argv[++i];
+        } else if (!strcmp(a, "--snapshot-prefix") && has_val) {
+            o.snapshot_prefix = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "cnntrain: unknown option or missing value: %s\n", a);
+            usage(stderr);
+            return 2;
+        } else if (model) {
+            fprintf(stderr, "cnntrain: more than one model file given ('%s', '%s')\n", model,
+                    a);
+            return 2;
+        } else {
+            model = a;
+        }
+    }
+    if (!model) {
+        usage(stderr);
+        return 2;
+    }
+    if (gpu >= 0) return check_gpu(gpu);
+    if (weights && resume)
+        return fail("give --resume to continue training or --weights to fine-tune, "
+                    "not both");
+
+    cnn_solver *s = NULL;
+    FILE *log = NULL;
+    int rc = 1;
+    if (cnn_solver_from_file(model, &o, &s) != CNN_OK) return fail(cnn_error_message());
+    if (weights) {
+        char *list = strdup(weights), *save = NULL;
+        if (!list) return fail("out of memory");
+        for (char *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save))
+            if (cnn_solver_load_weights(s, w) != CNN_OK) {
+                free(list);
+                goto fail;
+            }
+        free(list);
+    }
+    if (resume && cnn_solver_restore(s, resume) != CNN_OK) goto fail;
+    if (log_path && !(log = fopen(log_path, resume ? "a" : "w"))) {
+        fprintf(stderr, "cnntrain: cannot open log file '%s': %s\n", log_path, strerror(errno));
+        goto done;
+    }
+    if (!quiet) {
+        print_summary(s, model);
+        if (resume) printf("resumed from %s at iteration %d\n", resume, cnn_solver_iter(s));
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* a second signal ends the program at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    run_state r = {.s = s, .log = log, .quiet = quiet, .tty = isatty(STDERR_FILENO),
+                   .max_iter = cnn_solver_get_config(s)->max_iter,
+                   .batch = cnn_solver_batch_size(s), .start_iter = cnn_solver_iter(s)};
+    r.t_start = r.t_last = r.t_display = now();
+    r.it_display = r.start_iter;
+    cnn_status st = cnn_solver_solve(s, &stop_signal, on_event, &r);
+    clear_progress(&r);
+    if (st != CNN_OK) goto fail;
+    char took[32];
+    duration(now() - r.t_start, took, sizeof took);
+    if (cnn_solver_stopped(s)) {
+        int sig = stop_signal;
+        fprintf(stderr, "cnntrain: %s at iteration %d; snapshot written to %s\n",
+                sig == SIGTERM ? "terminated" : "interrupted", cnn_solver_iter(s),
+                r.last_snapshot[0] ? r.last_snapshot : "(none)");
+        rc = 128 + sig;
+        goto done;
+    }
+    printf("done: %d iterations in %s%s%s\n", cnn_solver_iter(s), took,
+           r.last_snapshot[0] ? "; snapshot " : "", r.last_snapshot);
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "cnntrain: %s\n", cnn_error_message());
+    rc = 1;
+done:
+    if (log) fclose(log);
+    cnn_solver_free(s);
+    return rc;
+}
