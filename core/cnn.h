@@ -176,9 +176,11 @@ int cnn_net_layer_num_params(const cnn_net *n, int i);
 cnn_tensor *cnn_net_layer_param(const cnn_net *n, int i, int p);
 /* Forward multiply-adds x2 of layer i for the current shapes. */
 double cnn_net_layer_flops(const cnn_net *n, int i);
-/* Runs layer i alone (forward or backward). */
+/* Runs layer i alone: forward (after its reshape), or backward as planned. */
 cnn_status cnn_net_layer_forward(cnn_net *n, int i);
 cnn_status cnn_net_layer_backward(cnn_net *n, int i);
+/* Backward of layer i into every bottom, whatever the plan (gradient checks). */
+cnn_status cnn_net_layer_backward_all(cnn_net *n, int i);
 
 /* The generator behind fillers and dropout (saved in solver snapshots). */
 cnn_rng *cnn_net_rng(cnn_net *n);

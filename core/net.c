@@ -195,6 +195,8 @@ static cnn_status read_spec(cnn_cfg *m, int index, layer_spec **out)
     }
     CNN_TRY(read_strings(m, "bottom", &s->bottom, &s->n_bottom));
     CNN_TRY(read_strings(m, "top", &s->top, &s->n_top));
+    /* Caffe gives a loss layer without tops one automatically. */
+    if (s->type->is_loss && s->n_top == 0) CNN_TRY(push_str(&s->top, &s->n_top, s->name));
     *out = s;
     return CNN_OK;
 fail:
@@ -814,15 +816,22 @@ fail:
 cnn_status cnn_net_layer_backward(cnn_net *n, int i)
 {
     cnn_layer *l = n->layers[i];
+    return l->need_backward ? l->type->backward(l) : CNN_OK;
+}
+
+cnn_status cnn_net_layer_backward_all(cnn_net *n, int i)
+{
+    cnn_layer *l = n->layers[i];
     if (!l->type->backward) return CNN_OK;
-    /* Run for gradient checks even when the plan would skip it. */
-    bool saved[64];
-    int nb = l->n_bottom < 64 ? l->n_bottom : 64;
-    for (int b = 0; b < nb; b++) saved[b] = l->propagate_down[b];
-    if (!l->need_backward)
-        for (int b = 0; b < nb; b++) l->propagate_down[b] = true;
+    bool *saved = malloc((size_t)l->n_bottom * sizeof *saved + 1);
+    if (!saved) return oom();
+    for (int b = 0; b < l->n_bottom; b++) {
+        saved[b] = l->propagate_down[b];
+        l->propagate_down[b] = true;
+    }
     cnn_status st = l->type->backward(l);
-    for (int b = 0; b < nb; b++) l->propagate_down[b] = saved[b];
+    for (int b = 0; b < l->n_bottom; b++) l->propagate_down[b] = saved[b];
+    free(saved);
     return st;
 }
 

@@ -121,7 +121,7 @@ static inline void cnn_test_gradcheck_ex(const char *proto, const char *layer,
         cnn_tensor *pt = cnn_net_layer_param(n, li, p);
         memset(pt->grad, 0, pt->count * sizeof(float));
     }
-    ck_assert_msg(cnn_net_layer_backward(n, li) == CNN_OK, "%s", cnn_error_message());
+    ck_assert_msg(cnn_net_layer_backward_all(n, li) == CNN_OK, "%s", cnn_error_message());
     float *ab[8] = {0}, *ap[8] = {0};
     for (int b = 0; b < nb && b < 8; b++) {
         cnn_tensor *x = cnn_net_layer_bottom(n, li, b);
