@@ -54,7 +54,7 @@ static void gradcheck_bottoms(const char *proto, unsigned mask, double step, dou
     cnn_test_fill_uniform(top, -0.5f, 0.5f, 7);
     memcpy(w[0], top->data, top->count * sizeof(float));
     memcpy(top->grad, w[0], top->count * sizeof(float));
-    ck_assert_msg(cnn_net_layer_backward(n, li) == CNN_OK, "%s", cnn_error_message());
+    ck_assert_msg(cnn_net_layer_backward_all(n, li) == CNN_OK, "%s", cnn_error_message());
     for (int b = 0; b < cnn_net_layer_num_bottoms(n, li); b++) {
         if (!(mask & (1u << b))) continue;
         cnn_tensor *x = cnn_net_layer_bottom(n, li, b);
@@ -692,7 +692,7 @@ START_TEST(dropout_behaviour)
     for (size_t i = 0; i < x->count; i++) ck_assert_float_eq(y->data[i], x->data[i]);
     cnn_test_fill_uniform(y, -1, 1, 4);
     memcpy(y->grad, y->data, y->count * sizeof(float));
-    ck_assert_int_eq(cnn_net_layer_backward(n, li), CNN_OK);
+    ck_assert_int_eq(cnn_net_layer_backward_all(n, li), CNN_OK);
     for (size_t i = 0; i < x->count; i++) ck_assert_float_eq(x->grad[i], y->grad[i]);
     cnn_net_free(n);
 
@@ -713,7 +713,7 @@ START_TEST(dropout_behaviour)
     double frac = (double)dropped / (double)y->count;
     ck_assert_msg(fabs(frac - 0.3) < 0.02, "dropped fraction %g", frac);
     for (size_t i = 0; i < y->count; i++) y->grad[i] = 2.f;
-    ck_assert_int_eq(cnn_net_layer_backward(n, li), CNN_OK);
+    ck_assert_int_eq(cnn_net_layer_backward_all(n, li), CNN_OK);
     for (size_t i = 0; i < y->count; i++)
         expect_near(x->grad[i], y->data[i] == 0.f ? 0 : 2 / 0.7, 1e-6, "grad through mask");
     /* A new forward draws a new mask. */
