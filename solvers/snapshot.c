@@ -8,7 +8,6 @@
  * snapshot is never left half-written. */
 #include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +108,7 @@ static cnn_status weights_path(const cnn_safetensors *f, const char *path, char 
 {
     char dir[CNN_SOLVER_PATH_MAX];
     const char *w = cnn_safetensors_meta(f, "weights");
-    snprintf(dir, sizeof dir, "%s", path);
-    snprintf(dir, sizeof dir, "%s", dirname(dir));
+    cnn_solver_path_dir(path, dir, sizeof dir);
     struct stat sb;
     if (w && *w && !strchr(w, '/') &&
         (size_t)snprintf(out, CNN_SOLVER_PATH_MAX, "%s/%s", dir, w) < CNN_SOLVER_PATH_MAX &&

@@ -3,7 +3,6 @@
  * training step (Caffe's Solver::Step and SGDSolver::ApplyUpdate), test
  * passes and the training loop. */
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +48,18 @@ static cnn_status field_error(cnn_cfg *m, const char *key, cnn_status s, const c
     cnn_cfg *f = key ? cnn_cfg_get(m, key) : NULL;
     if (f) return cnn_cfg_error(f, s, "%s", msg);
     return CNN_ERROR(s, "%s: %s", m->file ? m->file : "solver", msg);
+}
+
+void cnn_solver_path_dir(const char *path, char *out, size_t n)
+{
+    snprintf(out, n, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, n, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
 }
 
 static bool file_exists(const char *p)
@@ -354,8 +365,7 @@ static cnn_status from_root(cnn_solver *s, cnn_cfg *root, const char *path,
 {
     cnn_status st = CNN_OK;
     char dir[CNN_SOLVER_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    snprintf(dir, sizeof dir, "%s", dirname(dir));
+    cnn_solver_path_dir(path, dir, sizeof dir);
     snprintf(s->model, sizeof s->model, "%s", path);
     s->roots[0] = root;
     cnn_cfg *train_root = root, *test_root = root;
@@ -652,8 +662,7 @@ static void emit(cnn_solver_event_fn cb, void *user, cnn_solver_event e)
 static cnn_status check_prefix(const cnn_solver *s)
 {
     char dir[CNN_SOLVER_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", s->cfg.snapshot_prefix);
-    snprintf(dir, sizeof dir, "%s", dirname(dir));
+    cnn_solver_path_dir(s->cfg.snapshot_prefix, dir, sizeof dir);
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return CNN_ERROR(CNN_ERR_IO, "snapshot_prefix '%s': folder '%s' does not exist",

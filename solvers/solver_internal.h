@@ -26,6 +26,8 @@ struct cnn_solver {
     bool stopped;
 };
 
+/* The folder part of `path` ("." when it has none) into out (n bytes). */
+void cnn_solver_path_dir(const char *path, char *out, size_t n);
 /* Allocates zeroed history for every parameter of the train net. */
 cnn_status cnn_solver_alloc_history(cnn_solver *s);
 
