@@ -109,7 +109,7 @@ rc=$?
 [ $rc -eq 1 ] && ok "corrupt image gives exit 1" || bad "corrupt image: exit $rc, want 1"
 grep -q "^cnnclassify: .*b_bad.png: " "$T/err" && ok "corrupt image named on stderr" ||
     bad "corrupt image not named: $(cat "$T/err")"
-python3 - "$T" << 'EOF' && ok "top-1 labels, order, format" || bad "text output: $(cat "$T/out")"
+python3 - "$T" << 'EOF'
 import re, sys
 T = sys.argv[1]
 lines = open(f"{T}/out").read().splitlines()
@@ -122,13 +122,14 @@ for k, (name, label) in enumerate(want):
     assert m and m.group(3) == label, (name, lines[3 * k + 1])
     assert re.fullmatch(r"  \d\.\d{4}  \d \w+", lines[3 * k + 2]), lines[3 * k + 2]
 EOF
+[ $? -eq 0 ] && ok "top-1 labels, order, format" || bad "text output: $(cat "$T/out")"
 
 # ---- JSON, without a final Softmax (the tool applies it) ---------------------
 bin/cnnclassify --model "$T/logits.prototxt" --weights "$T/gray.safetensors" --json --top 3 \
     "$T/img/a_black.png" "$T/img/d_white.png" "$T/img/c_left.png" > "$T/json" 2> "$T/err"
 rc=$?
 [ $rc -eq 0 ] && ok "--json exit 0" || bad "--json: exit $rc: $(cat "$T/err")"
-python3 - "$T/json" << 'EOF' && ok "--json lines parse, softmax applied" || bad "--json: $(cat "$T/json")"
+python3 - "$T/json" << 'EOF'
 import json, math, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 assert [r["top"][0]["index"] for r in rows] == [0, 1, 2], rows
@@ -141,6 +142,7 @@ for r in rows:
 p = math.exp(2) / (math.exp(2) + 2)
 assert abs(rows[0]["top"][0]["prob"] - p) < 1e-4, rows[0]
 EOF
+[ $? -eq 0 ] && ok "--json lines parse, softmax applied" || bad "--json: $(cat "$T/json")"
 
 # ---- colour: channel means and --bgr ----------------------------------------
 R="bin/cnnclassify --model $T/rgb.prototxt --weights $T/rgb.safetensors --json --top 1"

@@ -19,7 +19,8 @@ command -v python3 > /dev/null || { have_py=0; echo "SKIP: JSON checks (python3 
 # Split: labels must still be valid class indices after it.
 cat > "$T/small.prototxt" << 'EOF'
 name: "small"
-layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 4 dim: 1 dim: 8 dim: 8 } } }
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 4 dim: 1 dim: 8 dim: 8 } } }
 layer { name: "label" type: "Input" top: "label" input_param { shape { dim: 4 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
         convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
