@@ -33,7 +33,8 @@ static void usage(FILE *f)
             "  --weights F[,F...]    initial weights (.safetensors); missing tensors keep\n"
             "                        their fillers\n"
             "  --resume F            continue from a .solverstate snapshot\n"
-            "  --log F               append JSON lines (display and test records) to F\n"
+            "  --log F               write JSON lines (display and test records) to F\n"
+            "                        (appended to when resuming)\n"
             "  --snapshot-prefix P   write snapshots as P_iter_N.{safetensors,solverstate}\n"
             "  --quiet               print only errors and the final line\n");
 }
