@@ -390,13 +390,12 @@ static cnn_status from_root(cnn_solver *s, cnn_cfg *root, const char *path,
             return CNN_ERROR(CNN_ERR_CONFIG,
                              "%s: neither a model (no layer fields) nor a solver naming one "
                              "(no net: \"path\")", path);
-        CNN_TRY(cnn_cfg_parse_file(s->cfg.train_net, &s->roots[0]));
-        cnn_cfg_free(root);
-        train_root = test_root = s->roots[0];
+        CNN_TRY(cnn_cfg_parse_file(s->cfg.train_net, &s->roots[1]));
+        train_root = test_root = s->roots[1];
         train_file = test_file = s->cfg.train_net;
         if (strcmp(s->cfg.test_net, s->cfg.train_net)) {
-            CNN_TRY(cnn_cfg_parse_file(s->cfg.test_net, &s->roots[1]));
-            test_root = s->roots[1];
+            CNN_TRY(cnn_cfg_parse_file(s->cfg.test_net, &s->roots[2]));
+            test_root = s->roots[2];
             test_file = s->cfg.test_net;
         }
     }
@@ -471,8 +470,8 @@ void cnn_solver_free(cnn_solver *s)
         if (s->hist[k])
             for (int p = 0; p < s->n_params; p++) free(s->hist[k][p]);
         free(s->hist[k]);
-        cnn_cfg_free(s->roots[k]);
     }
+    for (int k = 0; k < 3; k++) cnn_cfg_free(s->roots[k]);
     free(s->losses);
     free(s->test_sum);
     free(s);

@@ -9,7 +9,7 @@
 struct cnn_solver {
     cnn_solver_config cfg;
     char model[CNN_SOLVER_PATH_MAX]; /* the file the solver was read from */
-    cnn_cfg *roots[2];               /* parsed model files, kept for the nets' lifetime */
+    cnn_cfg *roots[3];               /* the file given, the train and test model files */
     cnn_net *net, *test_net;
     uint64_t seed;
     int iter;                        /* iterations done */

@@ -591,6 +591,8 @@ START_TEST(solver_file_resolves_net)
              "# a Caffe solver file\nnet: \"net.prototxt\"\nbase_lr: 0.1\nlr_policy: \"inv\"\n"
              "gamma: 0.0001\npower: 0.75\nmax_iter: 4\nsolver_mode: GPU\n");
     write_text(tmp_path("solver.prototxt"), text);
+    char cwd[1024];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
     ck_assert_int_eq(chdir("/"), 0);
     cnn_solver *s = NULL;
     ck_assert_msg(cnn_solver_from_file(tmp_path("solver.prototxt"), NULL, &s) == CNN_OK, "%s",
@@ -602,6 +604,7 @@ START_TEST(solver_file_resolves_net)
     cnn_solver_set_feed(s, feed_samples, NULL);
     ck_assert_int_eq(cnn_solver_step(s, NULL), CNN_OK);
     cnn_solver_free(s);
+    ck_assert_int_eq(chdir(cwd), 0);
     /* train_net + test_net naming two files. */
     write_text(tmp_path("test.prototxt"), TINY_NET(5, "", ""));
     write_text(tmp_path("s2.prototxt"),
