@@ -604,22 +604,26 @@ fail:
     return st;
 }
 
+/* Inputs: blobs no layer writes, and Input-layer tops. Outputs: blobs that
+ * no layer reads after the last layer that writes them. */
 static cnn_status find_inputs_outputs(cnn_net *n)
 {
     cnn_status st = CNN_OK;
     for (int bi = 0; bi < n->n_blobs; bi++) {
         cnn_tensor *t = n->blobs[bi];
-        bool read = false, written = false, input = false;
+        int read_at = -1, written_at = -1;
+        bool input = false;
         for (int li = 0; li < n->n_layers; li++) {
             cnn_layer *l = n->layers[li];
-            read |= in_list(l->bottom, l->n_bottom, t);
+            if (in_list(l->bottom, l->n_bottom, t)) read_at = li;
             if (in_list(l->top, l->n_top, t)) {
-                written = true;
+                written_at = li;
                 input |= !strcmp(l->type->name, "Input");
             }
         }
-        if (input || !written) CNN_TRY(push_ptr((void ***)&n->inputs, &n->n_inputs, t));
-        if (written && !read) CNN_TRY(push_ptr((void ***)&n->outputs, &n->n_outputs, t));
+        if (input || written_at < 0) CNN_TRY(push_ptr((void ***)&n->inputs, &n->n_inputs, t));
+        if (written_at >= 0 && written_at >= read_at)
+            CNN_TRY(push_ptr((void ***)&n->outputs, &n->n_outputs, t));
     }
 fail:
     return st;

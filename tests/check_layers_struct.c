@@ -185,14 +185,14 @@ START_TEST(eltwise_values)
         z->grad[i] = 10.f + (float)i;
     }
     cnn_tensor *pa = cnn_net_layer_bottom(n, p, 0), *pb = cnn_net_layer_bottom(n, p, 1);
-    ck_assert_int_eq(cnn_net_layer_backward(n, p), CNN_OK);
+    ck_assert_int_eq(cnn_net_layer_backward_all(n, p), CNN_OK);
     const float ga[3] = {3, 8, -15}, gb[3] = {0, 4, -3};
     for (int i = 0; i < 3; i++) {
         ck_assert_float_eq(pa->grad[i], ga[i]);
         ck_assert_float_eq(pb->grad[i], gb[i]);
     }
     cnn_tensor *ma = cnn_net_layer_bottom(n, m, 0), *mb = cnn_net_layer_bottom(n, m, 1);
-    ck_assert_int_eq(cnn_net_layer_backward(n, m), CNN_OK);
+    ck_assert_int_eq(cnn_net_layer_backward_all(n, m), CNN_OK);
     const float ma_want[3] = {0, 0, 12}, mb_want[3] = {10, 11, 0};
     for (int i = 0; i < 3; i++) {
         ck_assert_float_eq(ma->grad[i], ma_want[i]);
@@ -253,7 +253,7 @@ START_TEST(split_inserted_by_net)
     }
     /* Every layer backward, last to first, gradients into the inputs too. */
     for (int i = cnn_net_num_layers(n) - 1; i >= 0; i--)
-        ck_assert_int_eq(cnn_net_layer_backward(n, i), CNN_OK);
+        ck_assert_int_eq(cnn_net_layer_backward_all(n, i), CNN_OK);
     for (size_t k = 0; k < x->count; k++) ck_assert_float_eq_tol(x->grad[k], -1.f, 1e-6);
     cnn_net_free(n);
 }
@@ -270,7 +270,7 @@ START_TEST(silence_zeroes_grads)
     cnn_tensor *x = cnn_net_blob(n, "x"), *w = cnn_net_blob(n, "w");
     for (int k = 0; k < 4; k++) x->grad[k] = w->grad[k] = 5.f;
     ck_assert_int_eq(cnn_net_forward(n, NULL), CNN_OK);
-    ck_assert_int_eq(cnn_net_layer_backward(n, s), CNN_OK);
+    ck_assert_int_eq(cnn_net_layer_backward_all(n, s), CNN_OK);
     for (int k = 0; k < 4; k++) {
         ck_assert_float_eq(x->grad[k], 0.f);
         ck_assert_float_eq(w->grad[k], 0.f);
