@@ -294,13 +294,15 @@ static void backward_one(cnn_layer *l, const float *x, const float *dy, float *d
     size_t chw = (size_t)cp->c * hw, ochw = (size_t)cp->num_output * ohw;
     if (cp->bias_term && param_needed(l, 1)) {
         float *db = l->param[1]->grad;
-        for (int n = 0; n < cp->n; n++)
-            for (int o = 0; o < cp->num_output; o++) {
+#pragma omp parallel for schedule(static) if ((size_t)cp->n * ochw >= 65536)
+        for (int o = 0; o < cp->num_output; o++) {
+            float s = 0.f;
+            for (int n = 0; n < cp->n; n++) {
                 const float *gp = dy + n * ochw + (size_t)o * ohw;
-                float s = 0.f;
                 for (size_t i = 0; i < ohw; i++) s += gp[i];
-                db[o] += s;
             }
+            db[o] += s;
+        }
     }
     if (cp->is_1x1) {
         for (int n = 0; n < cp->n; n++)
