@@ -890,6 +890,71 @@ START_TEST(resume_bit_identical)
 }
 END_TEST
 
+/* A small IDX image set (n images of h x w) and its labels, written to tmpdir. */
+static void write_idx(int n, int h, int w, int classes)
+{
+    FILE *f = fopen(tmp_path("img.idx"), "wb"), *g = fopen(tmp_path("lab.idx"), "wb");
+    ck_assert(f && g);
+    unsigned char hi[16] = {0, 0, 8, 3}, hl[8] = {0, 0, 8, 1};
+    int dims[3] = {n, h, w};
+    for (int d = 0; d < 3; d++)
+        for (int b = 0; b < 4; b++) hi[4 + 4 * d + b] = (unsigned char)(dims[d] >> (24 - 8 * b));
+    for (int b = 0; b < 4; b++) hl[4 + b] = (unsigned char)(n >> (24 - 8 * b));
+    fwrite(hi, 1, 16, f);
+    fwrite(hl, 1, 8, g);
+    cnn_rng r;
+    cnn_rng_seed(&r, 11);
+    for (int i = 0; i < n; i++) {
+        int label = i % classes;
+        fputc(label, g);
+        for (int k = 0; k < h * w; k++)
+            fputc((int)(cnn_rng_below(&r, 128) + (k % classes == label ? 127 : 0)), f);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(fclose(g), 0);
+}
+
+/* The same property with a shuffling, prefetching Data layer: the resumed
+ * run must continue the data stream exactly. */
+START_TEST(resume_bit_identical_data_layer)
+{
+    write_idx(52, 4, 4, 3);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "name: \"d\"\n"
+             "layer { name: \"data\" type: \"Data\" top: \"data\" top: \"label\" "
+             "transform_param { scale: 0.0039 } data_param { source: \"%s\" "
+             "label_source: \"%s\" backend: IDX batch_size: 8 shuffle: true } }\n"
+             "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"data\" top: \"ip\" "
+             "inner_product_param { num_output: 3 weight_filler { type: \"xavier\" } } }\n"
+             "layer { name: \"drop\" type: \"Dropout\" bottom: \"ip\" top: \"ip\" }\n"
+             "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip\" "
+             "bottom: \"label\" top: \"loss\" }\n"
+             "solver { type: \"Nesterov\" base_lr: 0.1 momentum: 0.9 max_iter: 200 "
+             "random_seed: 3 iter_size: 2 }\n",
+             tmp_path("img.idx"), tmp_path("lab.idx"));
+    cnn_solver *a = make_solver(text);
+    ck_assert_int_eq(cnn_solver_solve(a, NULL, NULL, NULL), CNN_OK);
+    cnn_solver_opts half = {.max_iter = 100, .snapshot_prefix = tmp_path("half")};
+    cnn_solver *b = make_solver_opts(text, &half);
+    ck_assert_int_eq(cnn_solver_solve(b, NULL, NULL, NULL), CNN_OK);
+    cnn_solver_free(b);
+    cnn_solver_opts rest = {.snapshot_prefix = tmp_path("rest")};
+    cnn_solver *c = make_solver_opts(text, &rest);
+    ck_assert_msg(cnn_solver_restore(c, tmp_path("half_iter_100.solverstate")) == CNN_OK, "%s",
+                  cnn_error_message());
+    ck_assert_int_eq(cnn_solver_solve(c, NULL, NULL, NULL), CNN_OK);
+    cnn_tensor *wa = cnn_net_param(cnn_solver_net(a), "ip", 0);
+    cnn_tensor *wc = cnn_net_param(cnn_solver_net(c), "ip", 0);
+    ck_assert(!memcmp(wa->data, wc->data, wa->count * sizeof(float)));
+    wa = cnn_net_param(cnn_solver_net(a), "ip", 1);
+    wc = cnn_net_param(cnn_solver_net(c), "ip", 1);
+    ck_assert(!memcmp(wa->data, wc->data, wa->count * sizeof(float)));
+    cnn_solver_free(a);
+    cnn_solver_free(c);
+}
+END_TEST
+
 START_TEST(resume_errors)
 {
     cnn_solver *s = make_solver(TINY_NET(2, "", "") "solver { max_iter: 5 }\n");
@@ -963,6 +1028,7 @@ static Suite *suite(void)
     tcase_add_test(loop, solve_stop_flag_snapshots);
     tcase_add_test(loop, snapshot_atomic);
     tcase_add_test(loop, resume_bit_identical);
+    tcase_add_test(loop, resume_bit_identical_data_layer);
     tcase_add_test(loop, resume_errors);
     tcase_set_timeout(loop, 60);
     suite_add_tcase(s, loop);
