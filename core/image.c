@@ -52,8 +52,8 @@ static cnn_status convert_channels(cnn_image *im, int channels)
         for (size_t i = 0; i < n; i++, s += 3)
             o.data[i] = (uint8_t)((77u * s[0] + 150u * s[1] + 29u * s[2] + 128u) >> 8);
     } else {
-        for (size_t i = 0; i < n; i++) o.data[3 * i] = o.data[3 * i + 1] =
-                                            o.data[3 * i + 2] = s[i];
+        for (size_t i = 0; i < n; i++)
+            o.data[3 * i] = o.data[3 * i + 1] = o.data[3 * i + 2] = s[i];
     }
     cnn_image_free(im);
     *im = o;
