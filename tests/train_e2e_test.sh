@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # train_e2e_test.sh — end-to-end tests of bin/cnntrain: the JSON-lines log,
 # snapshots, SIGINT/SIGTERM (snapshot, exit 130/143) and resuming from that
-# snapshot, error exits; then a LeNet-like net trained on Fashion-MNIST with
-# the Data layer for a few hundred CPU iterations must reach a test accuracy
-# bar (skipped when the data set is not installed).
+# snapshot, error exits; then, on Fashion-MNIST through the Data layer,
+# bit-identical resume through the CLI and a LeNet trained for 300 CPU
+# iterations reaching a test accuracy bar (skipped without the data set).
 set -u
 cd "$(dirname "$0")/.."
 [ -x bin/cnntrain ] || { echo "FAIL: bin/cnntrain not built"; exit 1; }
@@ -131,5 +131,89 @@ solver { base_lr: 0.01 max_iter: 5 }
 EOF
 expect_fail 1 "loss is .* at iteration 0" "$T/nan.cfg"
 
-echo "cnntrain CLI: $fails failure(s)"
+# ---- Fashion-MNIST through the Data layer -----------------------------------------
+D=/usr/share/datasets/fashion-mnist
+if [ ! -f "$D/train-images-idx3-ubyte.gz" ] || [ ! -f "$D/t10k-labels-idx1-ubyte.gz" ]; then
+    echo "SKIP: Fashion-MNIST training ($D absent; package dataset-fashion-mnist)"
+    echo "cnntrain: $fails failure(s)"
+    [ $fails -eq 0 ]
+    exit
+fi
+data_layers() { # train batch, test batch
+    cat << EOF
+layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+        transform_param { scale: 0.00390625 }
+        data_param { source: "$D/train-images-idx3-ubyte.gz" backend: IDX batch_size: $1
+                     label_source: "$D/train-labels-idx1-ubyte.gz" shuffle: true } }
+layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TEST }
+        transform_param { scale: 0.00390625 }
+        data_param { source: "$D/t10k-images-idx3-ubyte.gz" backend: IDX batch_size: $2
+                     label_source: "$D/t10k-labels-idx1-ubyte.gz" } }
+EOF
+}
+
+# Resume through the CLI continues the shuffled data stream exactly: 40
+# iterations straight and 20 + resume + 20 write the same weights file.
+{
+    echo 'name: "softmax"'
+    data_layers 32 100
+    cat << 'EOF'
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+solver { base_lr: 0.05 momentum: 0.9 lr_policy: "inv" gamma: 0.001 power: 0.75
+         max_iter: 40 random_seed: 9 }
+EOF
+} > "$T/softmax.cfg"
+bin/cnntrain "$T/softmax.cfg" --quiet --snapshot-prefix "$T/straight" > "$T/out" 2>&1 &&
+    bin/cnntrain "$T/softmax.cfg" --quiet --iterations 20 --snapshot-prefix "$T/first" \
+        >> "$T/out" 2>&1 &&
+    bin/cnntrain "$T/softmax.cfg" --quiet --resume "$T/first_iter_20.solverstate" \
+        --snapshot-prefix "$T/second" >> "$T/out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && ok "straight and resumed runs" || bad "runs: exit $rc: $(cat "$T/out")"
+cmp -s "$T/straight_iter_40.safetensors" "$T/second_iter_40.safetensors" &&
+    ok "resumed weights are bit-identical" || bad "resumed weights differ"
+
+# A LeNet trained for 300 iterations must beat a test accuracy bar.
+{
+    echo 'name: "LeNet"'
+    data_layers 64 100
+    cat << 'EOF'
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+        convolution_param { num_output: 50 kernel_size: 5 weight_filler { type: "xavier" } } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
+        inner_product_param { num_output: 500 weight_filler { type: "xavier" } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+        inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "accuracy"
+        include { phase: TEST } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+solver { base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "inv" gamma: 0.0001
+         power: 0.75 test_iter: 20 test_interval: 150 display: 50 max_iter: 300
+         random_seed: 1 }
+EOF
+} > "$T/lenet.cfg"
+out=$(bin/cnntrain "$T/lenet.cfg" --log "$T/lenet.jsonl" 2>&1)
+rc=$?
+[ $rc -eq 0 ] && ok "LeNet training exit 0" || bad "LeNet: exit $rc: $out"
+echo "$out" | grep "^test at iteration"
+acc=$(echo "$out" | sed -n 's/^test at iteration 300: .*accuracy \([0-9.]*\) .*/\1/p')
+if [ -n "$acc" ] && awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }'; then
+    ok "test accuracy $acc > 0.75 after 300 iterations"
+else
+    bad "test accuracy '$acc' not above 0.75: $out"
+fi
+[ "$(grep -c test_accuracy "$T/lenet.jsonl")" -eq 3 ] && ok "3 test records logged" ||
+    bad "test records: $(cat "$T/lenet.jsonl")"
+[ -f "$T/lenet_iter_300.safetensors" ] && ok "final weights written" || bad "no final weights"
+
+echo "cnntrain: $fails failure(s)"
 [ $fails -eq 0 ]
