@@ -220,7 +220,7 @@ EOF
     python3 - "$T/ct" << 'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["iterations"] == 5, r
+assert r["iterations"] == 5 and r["scores"] == "ip" and r["samples"] == 10, r
 assert abs(r["accuracy"] - 0.9) < 1e-6, r
 assert abs(r["outputs"]["accuracy"] - 0.9) < 1e-6, r
 assert r["confusion"] == [[3, 0, 0], [0, 3, 0], [1, 0, 3]], r["confusion"]

@@ -28,6 +28,7 @@ static void usage(FILE *f)
 /* What the confusion matrix is built from. */
 typedef struct {
     const char *layer;     /* the Accuracy layer */
+    const char *name;      /* the scores blob as the model file names it */
     cnn_tensor *scores;    /* its bottom 0: (outer, C, inner) around `axis` */
     cnn_tensor *labels;    /* its bottom 1: (outer * inner) class indices */
     int axis;
@@ -69,6 +70,18 @@ static void read_accuracy_param(cnn_cfg *root, confusion *cm)
     }
 }
 
+/* The blob `t` copies when a Split made it (the name the model file uses). */
+static const cnn_tensor *unsplit(const cnn_net *n, const cnn_tensor *t)
+{
+    for (int i = cnn_net_num_layers(n) - 1; i >= 0; i--) {
+        if (strcmp(cnn_net_layer_type(n, i), "Split") || cnn_net_layer_num_bottoms(n, i) != 1)
+            continue;
+        for (int k = 0; k < cnn_net_layer_num_tops(n, i); k++)
+            if (cnn_net_layer_top(n, i, k) == t) return unsplit(n, cnn_net_layer_bottom(n, i, 0));
+    }
+    return t;
+}
+
 /* Finds the first Accuracy layer; false when the net has none. */
 static bool confusion_find(const cnn_net *net, cnn_cfg *root, confusion *cm)
 {
@@ -78,6 +91,7 @@ static bool confusion_find(const cnn_net *net, cnn_cfg *root, confusion *cm)
             continue;
         cm->layer = cnn_net_layer_name(net, i);
         cm->scores = cnn_net_layer_bottom(net, i, 0);
+        cm->name = unsplit(net, cm->scores)->name;
         cm->labels = cnn_net_layer_bottom(net, i, 1);
         read_accuracy_param(root, cm);
         return true;
@@ -214,7 +228,7 @@ static void print_text(const char *model, int iters, int batch, double loss, con
         return;
     }
     long long t = trace(cm);
-    printf("top-1 accuracy of '%s': %.4f (%lld/%lld)\n", cm->scores->name,
+    printf("top-1 accuracy of '%s': %.4f (%lld/%lld)\n", cm->name,
            cm->counted ? (double)t / cm->counted : 0.0, t, cm->counted);
     if (cm->c <= TEXT_MATRIX_MAX) {
         printf("confusion matrix (rows: true class, columns: predicted; last: class "
@@ -265,7 +279,7 @@ static int print_json(const char *model, int iters, int batch, double loss, cons
     }
     if (cm->m) {
         cJSON *rows = NULL, *pc = NULL;
-        if (!cJSON_AddStringToObject(j, "scores", cm->scores->name) ||
+        if (!cJSON_AddStringToObject(j, "scores", cm->name) ||
             !cJSON_AddNumberToObject(j, "samples", (double)cm->counted) ||
             !cJSON_AddNumberToObject(j, "accuracy",
                                      cm->counted ? (double)trace(cm) / cm->counted : 0) ||
