@@ -50,6 +50,25 @@ def png(path, w, h, channels, pixel):
 #   left:   +0.2 on the left half, -0.2 on the right (left-white: 6.4)
 w = [0.0] * 64 + [0.1] * 64 + [0.2 if (i % 8) < 4 else -0.2 for i in range(64)]
 safetensors(f"{T}/gray.safetensors", [("ip.0", [3, 64], w), ("ip.1", [3], [2.0, 0.0, 0.0])])
+# The same weights as a Caffe .caffemodel (protobuf NetParameter, layer = 100:
+# LayerParameter { name = 1, type = 2, blobs = 7: BlobProto { data = 5 packed,
+# shape = 7: BlobShape { dim = 1 packed } } }).
+def varint(v):
+    out = b""
+    while True:
+        out += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
+        v >>= 7
+        if not v:
+            return out
+def field(num, body):
+    return varint(num << 3 | 2) + varint(len(body)) + body
+def blob(shape, vals):
+    return field(7, field(1, b"".join(varint(d) for d in shape))) + \
+        field(5, struct.pack("<%df" % len(vals), *vals))
+layer = field(1, b"ip") + field(2, b"InnerProduct") + field(7, blob([3, 64], w)) + \
+    field(7, blob([3], [2.0, 0.0, 0.0]))
+with open(f"{T}/gray.caffemodel", "wb") as f:
+    f.write(field(1, b"tiny") + field(100, layer))
 # Colour model: a 1x1 RGB input, mean (50, 60, 70), scale 0.1, identity weights.
 safetensors(f"{T}/rgb.safetensors", [("ip.0", [3, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1]),
                                      ("ip.1", [3], [0, 0, 0])])
@@ -143,6 +162,12 @@ p = math.exp(2) / (math.exp(2) + 2)
 assert abs(rows[0]["top"][0]["prob"] - p) < 1e-4, rows[0]
 EOF
 [ $? -eq 0 ] && ok "--json lines parse, softmax applied" || bad "--json: $(cat "$T/json")"
+
+# ---- Caffe .caffemodel weights ----------------------------------------------
+out=$(bin/cnnclassify --model "$T/gray.prototxt" --weights "$T/gray.caffemodel" \
+    --labels "$T/labels.txt" --top 1 "$T/img/c_left.png" "$T/img/d_white.png" 2>&1)
+[ "$(echo "$out" | grep -c '^  ')" = 2 ] && echo "$out" | grep -q " left$" &&
+    echo "$out" | grep -q " bright$" && ok ".caffemodel weights" || bad ".caffemodel: $out"
 
 # ---- colour: channel means and --bgr ----------------------------------------
 R="bin/cnnclassify --model $T/rgb.prototxt --weights $T/rgb.safetensors --json --top 1"

@@ -13,6 +13,7 @@
 
 #include <cJSON.h>
 
+#include "core/caffemodel.h"
 #include "core/cnn.h"
 #include "core/preprocess.h"
 
@@ -22,6 +23,7 @@ static void usage(FILE *f)
             "usage: cnnclassify --model DEPLOY --weights W [--labels FILE] [--top K] [--json]\n"
             "                   [--bgr] [--batch N] IMAGE|DIR ...\n"
             "Classifies PNG/JPEG images (a DIR means its *.png, *.jpg, *.jpeg files).\n"
+            "  --weights W    .safetensors or Caffe .caffemodel weights\n"
             "  --labels FILE  class names, one per line (line i names class i)\n"
             "  --top K        classes printed per image (default 5)\n"
             "  --json         one JSON object per image and line\n"
@@ -319,7 +321,7 @@ int main(int argc, char **argv)
     cnn_net_opts o = cnn_net_default_opts();
     o.phase = CNN_TEST;
     if (cnn_net_from_file(model, &o, &net) != CNN_OK ||
-        cnn_weights_load(net, weights, false) != CNN_OK) {
+        cnn_weights_load_any(net, weights, false) != CNN_OK) {
         fprintf(stderr, "cnnclassify: %s\n", cnn_error_message());
         rc = 1;
         goto done;

@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 
+#include "core/caffemodel.h"
 #include "core/cnn.h"
 #include "core/config.h"
 
@@ -20,6 +21,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: cnntest MODEL --weights W [--iterations N] [--json]\n"
                "Runs the TEST phase of MODEL with weights W and prints the averaged outputs\n"
                "and a confusion matrix (from the first Accuracy layer's bottoms).\n"
+               "  --weights W     .safetensors or Caffe .caffemodel weights\n"
                "  --iterations N  batches to run (default: the model's solver { test_iter },\n"
                "                  else 100)\n"
                "  --json          one JSON object instead of text\n");
@@ -378,7 +380,7 @@ int main(int argc, char **argv)
     if (cnn_cfg_parse_file(model, &root) != CNN_OK ||
         (iters == 0 && default_iterations(root, 100, &iters) != CNN_OK) ||
         cnn_net_from_cfg(root, model, &o, &net) != CNN_OK ||
-        cnn_weights_load(net, weights, false) != CNN_OK) {
+        cnn_weights_load_any(net, weights, false) != CNN_OK) {
         fprintf(stderr, "cnntest: %s\n", cnn_error_message());
         goto done;
     }
