@@ -657,14 +657,25 @@ static void emit(cnn_solver_event_fn cb, void *user, cnn_solver_event e)
     if (cb) cb(&e, user);
 }
 
-/* Fails early when snapshots could not be written (Caffe checks too). */
-static cnn_status check_prefix(const cnn_solver *s)
+/* Creates the snapshot folder (and its parents) when missing, and fails
+ * early when snapshots could not be written there (Caffe checks too). */
+static cnn_status prepare_prefix(const cnn_solver *s)
 {
     char dir[CNN_SOLVER_PATH_MAX];
-    cnn_solver_path_dir(s->cfg.snapshot_prefix, dir, sizeof dir);
     struct stat sb;
+    cnn_solver_path_dir(s->cfg.snapshot_prefix, dir, sizeof dir);
+    for (char *p = dir + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p != '/' && !end) continue;
+        *p = '\0';
+        if (stat(dir, &sb) != 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
+            return CNN_ERROR(CNN_ERR_IO, "snapshot_prefix '%s': cannot create folder '%s': %s",
+                             s->cfg.snapshot_prefix, dir, strerror(errno));
+        if (end) break;
+        *p = '/';
+    }
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return CNN_ERROR(CNN_ERR_IO, "snapshot_prefix '%s': folder '%s' does not exist",
+        return CNN_ERROR(CNN_ERR_IO, "snapshot_prefix '%s': '%s' is not a folder",
                          s->cfg.snapshot_prefix, dir);
     if (access(dir, W_OK) != 0)
         return CNN_ERROR(CNN_ERR_IO, "snapshot_prefix '%s': folder '%s' is not writable",
@@ -700,7 +711,7 @@ cnn_status cnn_solver_solve(cnn_solver *s, const volatile sig_atomic_t *stop,
     bool testing = s->test_net && c->test_interval > 0, ran = false;
     int last_snapshot = -1;
     s->stopped = false;
-    if (c->snapshot > 0 || c->snapshot_after_train || stop) CNN_TRY(check_prefix(s));
+    if (c->snapshot > 0 || c->snapshot_after_train || stop) CNN_TRY(prepare_prefix(s));
     if (testing && s->iter % c->test_interval == 0 && (s->iter > 0 || c->test_initialization) &&
         s->iter < c->max_iter)
         CNN_TRY(run_test(s, stop, cb, user));

@@ -787,12 +787,20 @@ START_TEST(solve_stop_flag_snapshots)
     ck_assert_int_eq(c.snapshots, 1);
     ck_assert_str_eq(c.last, tmp_path("m_iter_7.solverstate"));
     cnn_solver_free(s);
-    /* A snapshot folder that does not exist fails before training starts. */
-    cnn_solver_opts o = {.snapshot_prefix = "/nonexistent-cnn-dir/p"};
+    /* Missing snapshot folders are created before training starts... */
+    cnn_solver_opts o = {.snapshot_prefix = tmp_path("a/b/p")};
+    s = make_solver_opts(TINY_NET(2, "", "") "solver { max_iter: 3 }\n", &o);
+    cnn_solver_set_feed(s, feed_samples, NULL);
+    ck_assert_msg(cnn_solver_solve(s, NULL, NULL, NULL) == CNN_OK, "%s", cnn_error_message());
+    ck_assert_int_eq(access(tmp_path("a/b/p_iter_3.solverstate"), R_OK), 0);
+    cnn_solver_free(s);
+    /* ... and a folder that cannot be made fails before the first iteration. */
+    write_text(tmp_path("file"), "x");
+    o.snapshot_prefix = tmp_path("file/sub/p");
     s = make_solver_opts(TINY_NET(2, "", "") "solver { max_iter: 3 }\n", &o);
     cnn_solver_set_feed(s, feed_samples, NULL);
     ck_assert_int_eq(cnn_solver_solve(s, NULL, NULL, NULL), CNN_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(cnn_error_message(), "/nonexistent-cnn-dir"));
+    ck_assert_ptr_nonnull(strstr(cnn_error_message(), "cannot create folder"));
     ck_assert_int_eq(cnn_solver_iter(s), 0);
     cnn_solver_free(s);
 }

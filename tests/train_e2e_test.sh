@@ -118,7 +118,8 @@ expect_fail 1 "missing.safetensors" "$T/tiny.cfg" --weights "$T/missing.safetens
 expect_fail 1 "missing.solverstate" "$T/tiny.cfg" --resume "$T/missing.solverstate"
 sed 's/random_seed: 5/random_seed: 5 bogus: 1/' "$T/tiny.cfg" > "$T/bad.cfg"
 expect_fail 1 "bad.cfg:8:.*bogus" "$T/bad.cfg"
-expect_fail 1 "folder .* does not exist" "$T/tiny.cfg" --snapshot-prefix "$T/no/such/dir/p"
+echo x > "$T/plainfile"
+expect_fail 1 "cannot create folder" "$T/tiny.cfg" --snapshot-prefix "$T/plainfile/dir/p"
 # NaN loss stops training.
 cat > "$T/nan.cfg" << 'EOF'
 name: "nan"
