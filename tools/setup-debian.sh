@@ -6,7 +6,7 @@ set -eu
 pkgs="build-essential pkg-config libpng-dev libjpeg62-turbo-dev libopenblas-dev libcjson-dev
       zlib1g-dev dataset-fashion-mnist"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs check python3 python3-numpy python3-torch"
+    pkgs="$pkgs check python3 python3-numpy python3-torch python3-torchvision"
 fi
 missing=""
 for p in $pkgs; do
