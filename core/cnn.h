@@ -186,6 +186,10 @@ cnn_status cnn_net_layer_backward_all(cnn_net *n, int i);
 cnn_rng *cnn_net_rng(cnn_net *n);
 /* Makes every data layer produce batch number `batch` next (for resume). */
 cnn_status cnn_net_seek_data(cnn_net *n, uint64_t batch);
+/* Samples in one epoch of the first data layer (0 when it has none). */
+size_t cnn_net_data_samples(const cnn_net *n);
+/* Seconds the net's forward passes have waited for data loaders. */
+double cnn_net_data_wait_seconds(const cnn_net *n);
 /* Copies parameter values into `dst` from the layers of `src` with the same
  * names (Caffe's test net sharing the train net's weights). */
 cnn_status cnn_net_copy_params(cnn_net *dst, const cnn_net *src);

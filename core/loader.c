@@ -367,3 +367,5 @@ cnn_status cnn_loader_seek(cnn_loader *ld, uint64_t batch)
 uint64_t cnn_loader_position(const cnn_loader *ld) { return ld->take; }
 
 double cnn_loader_wait_seconds(const cnn_loader *ld) { return ld->wait_s; }
+
+size_t cnn_loader_num_samples(const cnn_loader *ld) { return ld->o.num_samples; }

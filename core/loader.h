@@ -79,11 +79,10 @@ cnn_status cnn_loader_seek(cnn_loader *ld, uint64_t batch);
 uint64_t cnn_loader_position(const cnn_loader *ld);
 /* Total seconds cnn_loader_next has spent waiting for workers. */
 double cnn_loader_wait_seconds(const cnn_loader *ld);
+/* Number of samples in the loader's data set (one epoch). */
+size_t cnn_loader_num_samples(const cnn_loader *ld);
 /* Data set index of sample position `pos` (epoch pos / N). */
 size_t cnn_loader_sample_index(cnn_loader *ld, uint64_t pos);
 
-/* Total seconds the Data and ImageData layers of n have waited for their
- * loaders (time the net stalled on I/O); 0 when it has none. */
-double cnn_net_data_wait_seconds(const cnn_net *n);
 
 #endif

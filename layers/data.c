@@ -216,16 +216,29 @@ const cnn_layer_type cnn_layer_Data = {
     .seek = data_seek,
 };
 
+/* The loader of data layer l, or NULL for other layers. */
+static const cnn_loader *layer_loader(const cnn_layer *l)
+{
+    if ((l->type != &cnn_layer_Data && l->type != &cnn_layer_ImageData) || !l->priv)
+        return NULL;
+    return *(cnn_loader *const *)l->priv; /* both layers keep their loader first */
+}
+
 double cnn_net_data_wait_seconds(const cnn_net *n)
 {
     double s = 0;
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
-        const cnn_layer *l = cnn_net_layer(n, i);
-        if ((l->type != &cnn_layer_Data && l->type != &cnn_layer_ImageData) || !l->priv)
-            continue;
-        /* Both layers keep their loader first in priv. */
-        const cnn_loader *ld = *(cnn_loader *const *)l->priv;
+        const cnn_loader *ld = layer_loader(cnn_net_layer(n, i));
         if (ld) s += cnn_loader_wait_seconds(ld);
     }
     return s;
+}
+
+size_t cnn_net_data_samples(const cnn_net *n)
+{
+    for (int i = 0; i < cnn_net_num_layers(n); i++) {
+        const cnn_loader *ld = layer_loader(cnn_net_layer(n, i));
+        if (ld) return cnn_loader_num_samples(ld);
+    }
+    return 0;
 }

@@ -44,6 +44,7 @@ typedef struct run_state {
     FILE *log;
     bool quiet, tty;
     int max_iter, batch, start_iter;
+    size_t samples;      /* images in one epoch, 0 when unknown */
     double t_start;      /* when training began */
     double t_last;       /* time of the last event */
     double excluded;     /* seconds spent testing and snapshotting */
@@ -96,6 +97,13 @@ static void log_json(run_state *r, cJSON *o)
     cJSON_Delete(o);
 }
 
+/* Epochs of training data seen after `iter` iterations (NAN when unknown). */
+static double epoch_at(const run_state *r, int iter)
+{
+    const cnn_solver_config *c = cnn_solver_get_config(r->s);
+    return r->samples ? (double)iter * r->batch * c->iter_size / (double)r->samples : NAN;
+}
+
 static void on_iter(run_state *r, const cnn_solver_event *e, double t)
 {
     int done = e->iter - r->start_iter;
@@ -105,8 +113,10 @@ static void on_iter(run_state *r, const cnn_solver_event *e, double t)
     double images = (double)r->batch * c->iter_size;
     if (r->tty && !r->quiet && (t - r->t_progress > 0.1 || e->iter == r->max_iter)) {
         char eta[32];
-        fprintf(stderr, "\r\033[Kiteration %d/%d  loss %.4g  lr %.3g  %.0f img/s  ETA %s",
-                e->iter, r->max_iter, e->loss, e->lr, per_iter > 0 ? images / per_iter : 0.0,
+        fprintf(stderr,
+                "\r\033[Kiteration %d/%d  epoch %.2f  loss %.4g  lr %.3g  %.0f img/s  ETA %s",
+                e->iter, r->max_iter, epoch_at(r, e->iter), e->loss, e->lr,
+                per_iter > 0 ? images / per_iter : 0.0,
                 duration(per_iter * (r->max_iter - e->iter), eta, sizeof eta));
         fflush(stderr);
         r->progress_shown = true;
@@ -121,13 +131,14 @@ static void on_iter(run_state *r, const cnn_solver_event *e, double t)
     r->it_display = e->iter;
     if (!r->quiet) {
         clear_progress(r);
-        printf("iteration %d/%d  loss %.6g  lr %.6g  %.1f img/s\n", e->iter, r->max_iter,
-               e->loss, e->lr, ips);
+        printf("iteration %d/%d  epoch %.2f  loss %.6g  lr %.6g  %.1f img/s\n", e->iter,
+               r->max_iter, epoch_at(r, e->iter), e->loss, e->lr, ips);
         fflush(stdout);
     }
     if (r->log) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "iter", e->iter);
+        if (r->samples) cJSON_AddNumberToObject(o, "epoch", epoch_at(r, e->iter));
         cJSON_AddNumberToObject(o, "loss", e->loss);
         cJSON_AddNumberToObject(o, "lr", e->lr);
         cJSON_AddNumberToObject(o, "images_per_sec", ips);
@@ -150,6 +161,7 @@ static void on_test(run_state *r, const cnn_solver_event *e)
     if (r->log) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "iter", t->iter);
+        if (r->samples) cJSON_AddNumberToObject(o, "epoch", epoch_at(r, t->iter));
         cJSON_AddNumberToObject(o, "test_loss", t->loss);
         if (!isnan(t->accuracy)) cJSON_AddNumberToObject(o, "test_accuracy", t->accuracy);
         cJSON *outs = cJSON_AddObjectToObject(o, "test_outputs");
@@ -325,7 +337,8 @@ int main(int argc, char **argv)
 
     run_state r = {.s = s, .log = log, .quiet = quiet, .tty = isatty(STDERR_FILENO),
                    .max_iter = cnn_solver_get_config(s)->max_iter,
-                   .batch = cnn_solver_batch_size(s), .start_iter = cnn_solver_iter(s)};
+                   .batch = cnn_solver_batch_size(s), .start_iter = cnn_solver_iter(s),
+                   .samples = cnn_net_data_samples(cnn_solver_net(s))};
     r.t_start = r.t_last = r.t_display = now();
     r.it_display = r.start_iter;
     cnn_status st = cnn_solver_solve(s, &stop_signal, on_event, &r);
