@@ -2,10 +2,14 @@
  * sample sources for the visualisation and adversarial tools (see vis.h).
  * Backward passes here run only the layers between the input and the scores,
  * with each layer's propagate_down set for this pass and restored after. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "net_internal.h"
@@ -638,3 +642,205 @@ const char *cnn_samples_file(const cnn_samples *s, size_t i)
 }
 
 const cnn_transform *cnn_samples_transform(const cnn_samples *s) { return &s->tf; }
+
+/* ---- file lists --------------------------------------------------------------- */
+
+typedef struct {
+    char **v;
+    int n, cap;
+} strvec;
+
+static cnn_status strvec_push(strvec *l, const char *s)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) return oom();
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(s))) return oom();
+    l->n++;
+    return CNN_OK;
+}
+
+void cnn_vis_free_files(char **files, int count)
+{
+    if (!files) return;
+    for (int i = 0; i < count; i++) free(files[i]);
+    free(files);
+}
+
+static bool is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name) return false;
+    char ext[8];
+    size_t k = 0;
+    for (dot++; *dot && k < sizeof ext - 1; dot++) ext[k++] = (char)tolower((unsigned char)*dot);
+    if (*dot) return false;
+    ext[k] = 0;
+    return !strcmp(ext, "png") || !strcmp(ext, "jpg") || !strcmp(ext, "jpeg");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the image files of directory `dir`, sorted. */
+static cnn_status add_dir(strvec *out, const char *dir)
+{
+    cnn_status st = CNN_OK;
+    strvec found = {0};
+    char *path = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return CNN_ERROR(CNN_ERR_IO, "%s: %s", dir, strerror(errno));
+    size_t dl = strlen(dir);
+    bool slash = dl > 0 && dir[dl - 1] == '/';
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !is_image_name(e->d_name)) continue;
+        if (!(path = malloc(dl + strlen(e->d_name) + 2))) {
+            st = oom();
+            goto fail;
+        }
+        sprintf(path, "%s%s%s", dir, slash ? "" : "/", e->d_name);
+        struct stat sb;
+        if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) CNN_TRY(strvec_push(&found, path));
+        free(path);
+        path = NULL;
+    }
+    if (found.n == 0) {
+        st = CNN_ERROR(CNN_ERR_IO, "%s: no PNG or JPEG files", dir);
+        goto fail;
+    }
+    qsort(found.v, (size_t)found.n, sizeof *found.v, cmp_str);
+    for (int i = 0; i < found.n; i++) CNN_TRY(strvec_push(out, found.v[i]));
+fail:
+    free(path);
+    closedir(d);
+    cnn_vis_free_files(found.v, found.n);
+    return st;
+}
+
+cnn_status cnn_vis_image_args(char *const *args, int n, char ***files, int *count)
+{
+    cnn_status st = CNN_OK;
+    strvec out = {0};
+    for (int i = 0; i < n; i++) {
+        struct stat sb;
+        if (stat(args[i], &sb) != 0) {
+            st = CNN_ERROR(CNN_ERR_IO, "%s: %s", args[i], strerror(errno));
+            goto fail;
+        }
+        if (S_ISDIR(sb.st_mode))
+            CNN_TRY(add_dir(&out, args[i]));
+        else
+            CNN_TRY(strvec_push(&out, args[i]));
+    }
+    *files = out.v;
+    *count = out.n;
+    return CNN_OK;
+fail:
+    cnn_vis_free_files(out.v, out.n);
+    return st;
+}
+
+cnn_status cnn_vis_read_list(const char *path, const char *root, char ***files, int **labels,
+                             int *count)
+{
+    cnn_status st = CNN_OK;
+    strvec out = {0};
+    int *lab = NULL, n_lab = 0;
+    char *line = NULL, *full = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return CNN_ERROR(CNN_ERR_IO, "%s: %s", path, strerror(errno));
+    ssize_t len;
+    for (int no = 1; (len = getline(&line, &cap, f)) >= 0; no++) {
+        while (len > 0 && isspace((unsigned char)line[len - 1])) line[--len] = 0;
+        char *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        if (!*p) continue;
+        char *sp = p + strlen(p);
+        while (sp > p && !isspace((unsigned char)sp[-1])) sp--;
+        char *end;
+        errno = 0;
+        long v = sp > p ? strtol(sp, &end, 10) : 0;
+        if (sp == p || errno || *end || v < 0 || v > 1000000) {
+            st = CNN_ERROR(CNN_ERR_FORMAT, "%s:%d: want 'path label' with a label >= 0", path,
+                           no);
+            goto fail;
+        }
+        char *q = sp;
+        while (q > p && isspace((unsigned char)q[-1])) q--;
+        *q = 0;
+        size_t rl = root ? strlen(root) : 0;
+        if (!(full = malloc(rl + strlen(p) + 1))) {
+            st = oom();
+            goto fail;
+        }
+        sprintf(full, "%s%s", root ? root : "", p);
+        CNN_TRY(strvec_push(&out, full));
+        free(full);
+        full = NULL;
+        int *nl = realloc(lab, (size_t)(n_lab + 1) * sizeof *nl);
+        if (!nl) {
+            st = oom();
+            goto fail;
+        }
+        lab = nl;
+        lab[n_lab++] = (int)v;
+    }
+    if (ferror(f)) {
+        st = CNN_ERROR(CNN_ERR_IO, "%s: read error", path);
+        goto fail;
+    }
+    if (out.n == 0) {
+        st = CNN_ERROR(CNN_ERR_FORMAT, "%s: no images listed", path);
+        goto fail;
+    }
+    fclose(f);
+    free(line);
+    *files = out.v;
+    *labels = lab;
+    *count = out.n;
+    return CNN_OK;
+fail:
+    fclose(f);
+    free(line);
+    free(full);
+    free(lab);
+    cnn_vis_free_files(out.v, out.n);
+    return st;
+}
+
+cnn_status cnn_vis_read_names(const char *path, char ***names, int *count)
+{
+    cnn_status st = CNN_OK;
+    strvec out = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return CNN_ERROR(CNN_ERR_IO, "%s: %s", path, strerror(errno));
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && isspace((unsigned char)line[len - 1])) line[--len] = 0;
+        CNN_TRY(strvec_push(&out, line));
+    }
+    if (ferror(f)) {
+        st = CNN_ERROR(CNN_ERR_IO, "%s: read error", path);
+        goto fail;
+    }
+    fclose(f);
+    free(line);
+    *names = out.v;
+    *count = out.n;
+    return CNN_OK;
+fail:
+    fclose(f);
+    free(line);
+    cnn_vis_free_files(out.v, out.n);
+    return st;
+}

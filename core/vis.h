@@ -123,4 +123,20 @@ void cnn_vis_pixel_bounds(const cnn_transform *t, int c, float *lo, float *hi);
 cnn_status cnn_vis_to_image(const float *x, int c, int h, int w, const cnn_transform *t,
                             bool bgr, cnn_image *out);
 
+/* ---- file lists ---------------------------------------------------------- */
+
+/* The image files named by args: files as given, a directory as its *.png,
+ * *.jpg and *.jpeg files (case-insensitive, sorted, not recursive). *files
+ * (free with cnn_vis_free_files) gets *count paths; a missing path or an
+ * empty directory is an error naming it. */
+cnn_status cnn_vis_image_args(char *const *args, int n, char ***files, int *count);
+/* Reads an image list, one "path label" per line as Caffe's ImageData
+ * source (the label is the last field; blank lines skipped); paths are
+ * prefixed with root when given. Errors name list:line. */
+cnn_status cnn_vis_read_list(const char *path, const char *root, char ***files, int **labels,
+                             int *count);
+/* Reads class names, one per line (trailing blanks removed). */
+cnn_status cnn_vis_read_names(const char *path, char ***names, int *count);
+void cnn_vis_free_files(char **files, int count);
+
 #endif
