@@ -144,6 +144,11 @@ if __name__ == "__main__":
     w, h, ch, _ = read_png(sys.argv[1])
     print("%dx%dx%d" % (w, h, ch))
 EOF
+# check WHAT ARGS... << 'EOF': the Python script on stdin passes with ARGS.
+check() {
+    local what=$1 out; shift
+    if out=$(python3 - "$@" 2>&1); then ok "$what${out:+: $out}"; else bad "$what: $out"; fi
+}
 # png_is FILE WxHxC: the file is a valid PNG of that size.
 png_is() {
     local got
@@ -190,7 +195,7 @@ run curves "$VIS" curves log.jsonl --width 640 --height 400 --title squares --ou
 png_is c.png 640x400x3
 
 # top-images: 5 of the 200 test samples, activations in decreasing order.
-python3 - top_data.out << 'EOF' && ok "top-images ranks the data layer's samples" || bad "top-images: $(cat top_data.out)"
+check "top-images ranks the data layer's samples" top_data.out << 'EOF'
 import sys
 lines = open(sys.argv[1]).read().splitlines()
 assert "top 5 of 200 samples" in lines[0], lines[0]
@@ -212,14 +217,15 @@ total = sum(sum(r) for r in rows)
 print(sum(sum(r[:w // 2]) for r in rows[:h // 2]) / total)
 EOF
 done
-python3 - mass.txt << 'EOF' && ok "saliency mass in the square's quadrant: $(sort -n mass.txt | head -1 | cut -c1-5) min" || bad "saliency mass: $(tr '\n' ' ' < mass.txt)"
+check "saliency mass in the square's quadrant" mass.txt << 'EOF'
 import sys
 m = [float(x) for x in open(sys.argv[1])]
 assert len(m) >= 10, m
 assert sum(m) / len(m) > 0.55 and min(m) > 0.4, m   # a uniform map gives 0.25
+print("mean %.3f, min %.3f over %d images" % (sum(m) / len(m), min(m), len(m)))
 EOF
 # Occlusion (black patches): the lowest class probability is in that quadrant.
-python3 - occlusion.out << 'EOF' && ok "occlusion finds the square" || bad "occlusion: $(cat occlusion.out)"
+check "occlusion finds the square" occlusion.out << 'EOF'
 import re, sys
 t = open(sys.argv[1]).read()
 m = re.search(r"prob ([0-9.]+);.*lowest ([0-9.]+) at \((\d+), (\d+)\)", t)
@@ -227,18 +233,20 @@ p, low, x, y = float(m[1]), float(m[2]), int(m[3]), int(m[4])
 assert x < 8 and y < 8 and low < p - 0.3, t
 EOF
 # Class model: the class score rises.
-python3 - classmodel.out << 'EOF' && ok "class model raises the score: $(grep -o 'score.*steps' classmodel.out)" || bad "classmodel: $(cat classmodel.out)"
+check "class model raises the score" classmodel.out << 'EOF'
 import re, sys
 t = open(sys.argv[1]).read()
 a, b = map(float, re.search(r"score (-?[0-9.]+) -> (-?[0-9.]+)", t).groups())
 assert b > a + 5, t
+print("%g -> %g" % (a, b))
 EOF
 
 # ---- cnnadv ----------------------------------------------------------------------
 "$ROOT/bin/cnntest" net.cfg --weights $W --iterations 4 --json > cnntest.json ||
     bad "cnntest failed"
 run robust_data "$ADV" robustness --model net.cfg --weights $W --epsilons 0,32 --json
-python3 - robust_data.out cnntest.json << 'EOF' && ok "FGSM: eps 0 keeps cnntest's accuracy, eps 32 lowers it: $(cat robust_data.out | tr -d '\n' | cut -c1-160)" || bad "robustness: $(cat robust_data.out)"
+check "FGSM: eps 0 keeps cnntest's accuracy, eps 32 lowers it" robust_data.out cnntest.json \
+    << 'EOF'
 import json, sys
 r = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
 assert r["samples"] == 200 and r["labelled"] == 200, r
@@ -247,6 +255,7 @@ assert e0["epsilon"] == 0 and e0["changed"] == 0, r
 assert abs(e0["accuracy"] - t["accuracy"]) < 1e-9, (e0, t["accuracy"])
 assert e0["accuracy"] >= 0.95 and e32["accuracy"] <= e0["accuracy"] - 0.4, r
 assert abs(e32["epsilon_input"] - 0.125) < 1e-9
+print("accuracy %.3f -> %.3f" % (e0["accuracy"], e32["accuracy"]))
 EOF
 run robust_text "$ADV" robustness --model net.cfg --weights $W --batches 2
 grep -q "100 samples, accuracy against labels" robust_text.out && ok "robustness table" ||
@@ -254,7 +263,8 @@ grep -q "100 samples, accuracy against labels" robust_text.out && ok "robustness
 run robust_list "$ADV" robustness --model deploy.cfg --weights $W --list png/list.txt \
     --root png/ --epsilons 0,32 --json
 run robust_dir "$ADV" robustness --model deploy.cfg --weights $W png --epsilons 0 --json
-python3 - robust_list.out robust_dir.out << 'EOF' && ok "robustness on image files (list with labels; dir without)" || bad "robustness files: $(cat robust_list.out robust_dir.out)"
+check "robustness on image files (a list with labels, a dir without)" robust_list.out \
+    robust_dir.out << 'EOF'
 import json, sys
 a = json.loads(open(sys.argv[1]).read()); b = json.loads(open(sys.argv[2]).read())
 assert a["samples"] == 40 and a["labelled"] == 40 and a["results"][0]["changed"] == 0, a
@@ -266,12 +276,13 @@ run fgsm "$ADV" fgsm "${M[@]}" png/00005.png --epsilon 16 --label 1 --out adv.pn
     --perturbation pert.png --json
 png_is adv.png 16x16x1
 png_is pert.png 16x16x1
-python3 - fgsm.out png/00005.png adv.png pert.png << 'EOF' && ok "FGSM lowers the label's probability within epsilon" || bad "fgsm: $(cat fgsm.out)"
+check "FGSM lowers the label's probability within epsilon" fgsm.out png/00005.png adv.png \
+    pert.png << 'EOF'
 import json, sys; from png import read_png
 r = json.loads(open(sys.argv[1]).read())
 assert r["epsilon"] == 16 and r["label"] == 1 and r["linf_pixels"] <= 16.001, r
 assert r["after"]["prob_label"] < r["before"]["prob_label"], r
-_, _, _, a = read_png(sys.argv[2]); _, _, _, b = read_png(sys.argv[3]); _, _, _, p = read_png(sys.argv[4])
+a, b, p = (read_png(f)[3] for f in sys.argv[2:5])
 d = [abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
 assert max(d) <= 16 and max(d) >= 15, max(d)
 # The perturbation image: 128 +- 127 where a pixel moved by the full epsilon.
@@ -288,7 +299,7 @@ grep -q "^before  class 1 square" fgsm_text.out && ok "fgsm text output" ||
 run targeted "$ADV" targeted "${M[@]}" png/00000.png --target 1 --epsilon 48 --alpha 2 \
     --out tadv.png --json
 png_is tadv.png 16x16x1
-python3 - targeted.out << 'EOF' && ok "targeted attack reaches its target" || bad "targeted: $(cat targeted.out)"
+check "targeted attack reaches its target" targeted.out << 'EOF'
 import json, sys
 r = json.loads(open(sys.argv[1]).read())
 assert r["before"]["class"] == 0 and r["success"] and r["after"]["class"] == 1, r
