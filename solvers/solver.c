@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/finetune.h"
 #include "solver_internal.h"
 
 /* ---- configuration ------------------------------------------------------ */
@@ -505,7 +506,7 @@ double cnn_solver_smoothed_loss(const cnn_solver *s)
 
 cnn_status cnn_solver_load_weights(cnn_solver *s, const char *path)
 {
-    return cnn_weights_load(s->net, path, true);
+    return cnn_finetune_load(s->net, &path, 1, false, NULL);
 }
 
 void cnn_solver_set_feed(cnn_solver *s, cnn_solver_feed_fn fn, void *user)

@@ -157,7 +157,8 @@ double cnn_solver_lr(const cnn_solver *s);
 /* Mean training loss over the last average_loss iterations (NaN before any). */
 double cnn_solver_smoothed_loss(const cnn_solver *s);
 
-/* Loads initial weights into the train net; missing tensors are left alone. */
+/* Loads initial weights (.safetensors or .caffemodel) into the train net by
+ * name; missing or reshaped tensors are left alone (core/finetune.h). */
 cnn_status cnn_solver_load_weights(cnn_solver *s, const char *path);
 
 /* Called before every training forward pass with the global batch number

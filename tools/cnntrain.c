@@ -15,6 +15,7 @@
 
 #include "core/cnn.h"
 #include "core/device.h"
+#include "core/finetune.h"
 #include "solvers/solver.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -30,8 +31,11 @@ static void usage(FILE *f)
             "  --cpu                 train on the CPU (the default)\n"
             "  --gpu N               train on CUDA device N\n"
             "  --iterations N        train for N iterations (replaces max_iter)\n"
-            "  --weights F[,F...]    initial weights (.safetensors); missing tensors keep\n"
-            "                        their fillers\n"
+            "  --weights F[,F...]    initial weights (.safetensors or .caffemodel) copied by\n"
+            "                        layer name; new or reshaped layers keep their fillers\n"
+            "                        (a table shows what was loaded)\n"
+            "  --strict-weights      with --weights: a parameter not loaded or a tensor not\n"
+            "                        used is an error\n"
             "  --resume F            continue from a .solverstate snapshot\n"
             "  --log F               write JSON lines (display and test records) to F\n"
             "                        (appended to when resuming)\n"
@@ -258,7 +262,7 @@ int main(int argc, char **argv)
     const char *model = NULL, *weights = NULL, *resume = NULL, *log_path = NULL;
     cnn_solver_opts o = {0};
     int gpu = -1;
-    bool quiet = false;
+    bool quiet = false, strict_weights = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -267,6 +271,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--cpu")) {
             gpu = -1;
+        } else if (!strcmp(a, "--strict-weights")) {
+            strict_weights = true;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             quiet = true;
         } else if (!strcmp(a, "--gpu") && has_val) {
@@ -299,6 +305,10 @@ int main(int argc, char **argv)
         return 2;
     }
     if (gpu >= 0) return check_gpu(gpu);
+    if (strict_weights && !weights) {
+        fprintf(stderr, "cnntrain: --strict-weights needs --weights\n");
+        return 2;
+    }
     if (weights && resume)
         return fail("give --resume to continue training or --weights to fine-tune, "
                     "not both");
@@ -307,16 +317,6 @@ int main(int argc, char **argv)
     FILE *log = NULL;
     int rc = 1;
     if (cnn_solver_from_file(model, &o, &s) != CNN_OK) return fail(cnn_error_message());
-    if (weights) {
-        char *list = strdup(weights), *save = NULL;
-        if (!list) return fail("out of memory");
-        for (char *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save))
-            if (cnn_solver_load_weights(s, w) != CNN_OK) {
-                free(list);
-                goto fail;
-            }
-        free(list);
-    }
     if (resume && cnn_solver_restore(s, resume) != CNN_OK) goto fail;
     if (log_path && !(log = fopen(log_path, resume ? "a" : "w"))) {
         fprintf(stderr, "cnntrain: cannot open log file '%s': %s\n", log_path, strerror(errno));
@@ -326,6 +326,9 @@ int main(int argc, char **argv)
         print_summary(s, model);
         if (resume) printf("resumed from %s at iteration %d\n", resume, cnn_solver_iter(s));
     }
+    if (weights && cnn_finetune_load_list(cnn_solver_net(s), weights, strict_weights,
+                                          quiet ? NULL : stdout) != CNN_OK)
+        goto fail;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
