@@ -177,9 +177,11 @@ cnn_status cnn_input_gradient(cnn_net *n, const char *score_blob, const float *s
         for (int t = 0; t < cnn_net_layer_num_tops(n, i) && d; t++)
             CNN_TRY(tset_add(&dep, cnn_net_layer_top(n, i, t)));
     }
-    if (!tset_has(&dep, sc))
-        return CNN_ERROR(CNN_ERR_ARG, "blob '%s' is not computed from '%s'", score_blob,
-                         input_blob);
+    if (!tset_has(&dep, sc)) {
+        st = CNN_ERROR(CNN_ERR_ARG, "blob '%s' is not computed from '%s'", score_blob,
+                       input_blob);
+        goto fail;
+    }
     /* Backward: layers between the two, with a top the scores need. */
     CNN_TRY(tset_add(&need, sc));
     for (int i = ws; i > wi; i--) {
