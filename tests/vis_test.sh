@@ -183,6 +183,8 @@ run saliency_zoom "$VIS" saliency "${M[@]}" png/00003.png --zoom 2 --out s2.png
 png_is s2.png 32x32x3
 run classmodel "$VIS" classmodel "${M[@]}" --class 1 --out cm.png
 png_is cm.png 128x128x3
+run classmodels "$VIS" classmodel "${M[@]}" --classes all --iterations 20 --out cms.png
+png_is cms.png 134x68x3   # one 64-pixel tile per class
 run occlusion "$VIS" occlusion "${M[@]}" png/00005.png --fill 0 --out o.png --raw or.png
 png_is o.png 128x128x3
 png_is or.png 128x128x3
@@ -319,6 +321,7 @@ expect 2 "cnnvis unknown command" "unknown command" "$VIS" paint
 expect 2 "unknown option" "unknown option --lr" "$VIS" saliency "${M[@]}" --lr 1 png/00000.png
 expect 2 "missing --model" "--model is required" "$VIS" filters --weights $W
 expect 2 "bad number" "wants a non-negative integer" "$VIS" saliency "${M[@]}" --class x a.png
+expect 2 "classmodel without a class" "give --class K or --classes" "$VIS" classmodel "${M[@]}"
 expect 2 "class out of range" "the model has 2 classes" "$VIS" saliency "${M[@]}" --class 5 \
     png/00000.png
 expect 1 "missing image" "nope.png" "$VIS" saliency "${M[@]}" nope.png

@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "  filters     --model M --weights W [--layer L] [--per-channel] [--bgr]\n"
             "  activations --model M --weights W --blob B IMAGE [--bgr]\n"
             "  saliency    --model M --weights W IMAGE [--class K] [--raw F] [--alpha A]\n"
-            "  classmodel  --model M --weights W --class K [--iterations N] [--lr R] [--l2 L]\n"
+            "  classmodel  --model M --weights W --class K|--classes LIST|all [--iterations N]\n"
+            "              [--lr R] [--l2 L]\n"
             "  occlusion   --model M --weights W IMAGE [--class K] [--patch P] [--stride S]\n"
             "              [--fill V] [--raw F] [--alpha A]\n"
             "  top-images  --model M --weights W --blob B --channel C [--k K]\n"
@@ -39,7 +40,7 @@ static void usage(FILE *f)
 typedef struct {
     const char *cmd;
     const char *model, *weights, *out, *raw, *blob, *layer, *input, *scores, *labels, *list,
-        *root, *title;
+        *root, *title, *classes;
     int cls, channel, k, zoom, pad, cols, iterations, patch, stride, width, height, batches;
     float lr, l2, alpha, fill;
     bool has_fill, bgr, per_channel;
@@ -73,12 +74,13 @@ static const flag flags[] = {
     {"--list", F_STR, offsetof(opts, list), "top-images"},
     {"--root", F_STR, offsetof(opts, root), "top-images"},
     {"--title", F_STR, offsetof(opts, title), "curves"},
+    {"--classes", F_STR, offsetof(opts, classes), "classmodel"},
     {"--class", F_INT, offsetof(opts, cls), CLS_CMDS},
     {"--channel", F_INT, offsetof(opts, channel), "top-images"},
     {"--k", F_INT, offsetof(opts, k), "top-images"},
     {"--zoom", F_INT, offsetof(opts, zoom), NET_CMDS},
-    {"--pad", F_INT, offsetof(opts, pad), "filters activations top-images"},
-    {"--cols", F_INT, offsetof(opts, cols), "filters activations top-images"},
+    {"--pad", F_INT, offsetof(opts, pad), "filters activations classmodel top-images"},
+    {"--cols", F_INT, offsetof(opts, cols), "filters activations classmodel top-images"},
     {"--iterations", F_INT, offsetof(opts, iterations), "classmodel"},
     {"--patch", F_INT, offsetof(opts, patch), "occlusion"},
     {"--stride", F_INT, offsetof(opts, stride), "occlusion"},
@@ -522,28 +524,80 @@ done:
 
 /* ---- class model --------------------------------------------------------- */
 
+/* The classes of --class K or --classes "all" | "K,K,...", checked against k. */
+static int class_list(const opts *o, int k, int **out, int *n)
+{
+    *n = 0;
+    if ((o->cls >= 0) == (o->classes != NULL))
+        return usage_error(o->cmd, "give --class K or --classes LIST|all");
+    int *v = malloc((size_t)(k > 0 ? k : 1) * sizeof *v);
+    if (!v) return 1;
+    if (o->cls >= 0) {
+        v[(*n)++] = o->cls;
+    } else if (!strcmp(o->classes, "all")) {
+        for (int c = 0; c < k; c++) v[(*n)++] = c;
+    } else {
+        for (const char *p = o->classes;;) {
+            char *end;
+            errno = 0;
+            long c = strtol(p, &end, 10);
+            if (errno || end == p || c < 0 || (*end && *end != ',') || *n == k) {
+                fprintf(stderr, "cnnvis classmodel: --classes wants 'all' or up to %d class "
+                                "numbers separated by commas, not '%s'\n", k, o->classes);
+                free(v);
+                return 2;
+            }
+            v[(*n)++] = (int)c;
+            if (!*end) break;
+            p = end + 1;
+        }
+    }
+    for (int i = 0; i < *n; i++)
+        if (v[i] >= k) {
+            fprintf(stderr, "cnnvis classmodel: class %d, but the model has %d classes\n", v[i],
+                    k);
+            free(v);
+            return 2;
+        }
+    *out = v;
+    return 0;
+}
+
 static int cmd_classmodel(const opts *o)
 {
     model m;
     cnn_image im = {0};
-    float *lo = NULL, *hi = NULL;
-    int rc = model_load(o, true, true, &m), cls;
-    if (rc) goto done;
-    if (o->cls < 0) {
-        rc = usage_error(o->cmd, "--class is required");
+    float *lo = NULL, *hi = NULL, *first = NULL, *last = NULL;
+    int *cls = NULL, n = 0;
+    int rc = model_load(o, true, true, &m);
+    if (rc || (rc = set_batch(o->cmd, &m, 1))) goto done;
+    int C = m.in->shape[1], H = m.in->shape[2], W = m.in->shape[3];
+    if (C != 1 && C != 3) {
+        fprintf(stderr, "cnnvis classmodel: a %d-channel input cannot be shown\n", C);
+        rc = 1;
         goto done;
     }
-    if ((rc = set_batch(o->cmd, &m, 1))) goto done;
-    int C = m.in->shape[1], H = m.in->shape[2], W = m.in->shape[3];
-    memset(m.in->data, 0, m.in->count * sizeof(float)); /* the mean image */
+    memset(m.in->data, 0, m.in->count * sizeof(float));
     if (cnn_vis_forward_from(m.net, m.in) != CNN_OK) {
         rc = fail_lib(o->cmd);
         goto done;
     }
-    if ((rc = pick_class(o, &m, &cls))) goto done;
+    int k = num_classes(&m);
+    if ((rc = class_list(o, k, &cls, &n))) goto done;
+    if (m.names && m.n_names != k) {
+        fprintf(stderr, "cnnvis classmodel: %s has %d names for %d classes\n", o->labels,
+                m.n_names, k);
+        rc = 1;
+        goto done;
+    }
+    /* One sample per class, all starting from zero: the mean image. */
+    if ((rc = set_batch(o->cmd, &m, n))) goto done;
+    memset(m.in->data, 0, m.in->count * sizeof(float));
     lo = malloc((size_t)C * sizeof *lo);
     hi = malloc((size_t)C * sizeof *hi);
-    if (!lo || !hi) {
+    first = malloc((size_t)n * sizeof *first);
+    last = malloc((size_t)n * sizeof *last);
+    if (!lo || !hi || !first || !last) {
         fprintf(stderr, "cnnvis classmodel: out of memory\n");
         rc = 1;
         goto done;
@@ -553,34 +607,32 @@ static int cmd_classmodel(const opts *o)
     float range = hi[0] - lo[0];
     cnn_classmodel_opts co = {.iterations = o->iterations ? o->iterations : 200,
                               .lr = isnan(o->lr) ? 0.1f * range * range : o->lr,
-                              .l2 = isnan(o->l2) ? 0.005f / (range * range) : o->l2,
+                              .l2 = isnan(o->l2) ? 0.05f / (range * range) : o->l2,
                               .lo = lo,
                               .hi = hi};
-    float first, last;
-    if (cnn_vis_class_model(m.net, m.in->name, m.sc->name, &cls, &co, &first, &last) !=
-        CNN_OK) {
+    if (cnn_vis_class_model(m.net, m.in->name, m.sc->name, cls, &co, first, last) != CNN_OK) {
         rc = fail_lib(o->cmd);
         goto done;
     }
-    printf("class %d%s%s: score %.4f -> %.4f after %d steps (lr %g, l2 %g)\n", cls,
-           sep(&m, cls), class_name(&m, cls), first, last, co.iterations, co.lr, co.l2);
-    cnn_grid_opts g = cnn_grid_default_opts();
-    g.pad = 0;
-    g.zoom = auto_zoom(o->zoom, H, W, 128);
-    if (C == 3 && o->bgr) { /* show as RGB */
-        size_t plane = (size_t)H * W;
-        for (size_t p = 0; p < plane; p++) {
-            float t = m.in->data[p];
-            m.in->data[p] = m.in->data[2 * plane + p];
-            m.in->data[2 * plane + p] = t;
+    for (int i = 0; i < n; i++)
+        printf("class %d%s%s: score %.4f -> %.4f after %d steps (lr %g, l2 %g)\n", cls[i],
+               sep(&m, cls[i]), class_name(&m, cls[i]), first[i], last[i], co.iterations, co.lr,
+               co.l2);
+    size_t plane = (size_t)H * W;
+    if (C == 3 && o->bgr) /* show as RGB */
+        for (int i = 0; i < n; i++) {
+            float *x = m.in->data + (size_t)i * 3 * plane;
+            for (size_t p = 0; p < plane; p++) {
+                float t = x[p];
+                x[p] = x[2 * plane + p];
+                x[2 * plane + p] = t;
+            }
         }
-    }
-    if (C != 1 && C != 3) {
-        fprintf(stderr, "cnnvis classmodel: a %d-channel input cannot be shown\n", C);
-        rc = 1;
-        goto done;
-    }
-    if (cnn_plot_grid(m.in->data, 1, C, H, W, &g, &im) != CNN_OK) {
+    cnn_grid_opts g = cnn_grid_default_opts();
+    g.pad = o->pad >= 0 ? o->pad : n > 1 ? 2 : 0;
+    g.cols = o->cols;
+    g.zoom = auto_zoom(o->zoom, H, W, n > 1 ? 64 : 128);
+    if (cnn_plot_grid(m.in->data, n, C, H, W, &g, &im) != CNN_OK) {
         rc = fail_lib(o->cmd);
         goto done;
     }
@@ -588,6 +640,9 @@ static int cmd_classmodel(const opts *o)
 done:
     free(lo);
     free(hi);
+    free(first);
+    free(last);
+    free(cls);
     cnn_image_free(&im);
     model_free(&m);
     return rc;
