@@ -130,7 +130,7 @@ static cnn_status plan(const cnn_net *n, cnn_weights_file **files, int nf, cnn_f
         cnn_weights_file *f = files[fi];
         for (int ti = 0; ti < cnn_weights_file_count(f); ti++) {
             const char *name = cnn_weights_file_name(f, ti);
-            char reason[256];
+            char reason[320];
             int pi = -1;
             for (int j = 0; j < r->n_params && pi < 0; j++)
                 if (!strcmp(r->param[j].key, name)) pi = j;

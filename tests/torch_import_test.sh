@@ -127,7 +127,8 @@ else
 fi
 bin/cnnconvert --list "$T/mapped.safetensors" > "$T/list" 2>&1
 for want in "conv1.0  *2x3x2x2" "bn1.2  *1\$" "ip1.0  *3x2"; do
-    grep -q "$want" "$T/list" && ok "--list shows '$want'" || bad "--list lacks '$want': $(cat "$T/list")"
+    grep -q "$want" "$T/list" && ok "--list shows '$want'" \
+        || bad "--list lacks '$want': $(cat "$T/list")"
 done
 grep -q "num_batches" "$T/list" && bad "dropped tensor written" || ok "dropped pattern not written"
 "$PY" - "$T" << 'EOF' && ok "mapped values exact" || bad "mapped values differ"
@@ -175,7 +176,7 @@ else
 fi
 bin/cnnconvert "$T/v1.caffemodel" "$T/v1plain.safetensors" > /dev/null 2>&1 \
     || bad "caffemodel without --model"
-"$PY" - "$T" << 'EOF' && ok "caffemodel values exact, shapes as the model's" || bad "caffemodel conversion"
+"$PY" - "$T" << 'EOF' && ok "caffemodel values exact, model's shapes" || bad "caffemodel conversion"
 import json, struct, sys
 T = sys.argv[1]
 def load(p):
@@ -275,7 +276,8 @@ for net in alexnet resnet18; do
     rm -f "$T/${net}_pt.safetensors"
     ok "$net: $(cat "$T/out")"
     bin/cnnrun "$cfg" --weights "$T/$net.safetensors" --inputs "$T/in.safetensors" \
-        --out "$T/${net}_out.safetensors" 2> "$T/err" || { bad "$net: cnnrun: $(cat "$T/err")"; continue; }
+        --out "$T/${net}_out.safetensors" 2> "$T/err" \
+        || { bad "$net: cnnrun: $(cat "$T/err")"; continue; }
     bin/cnnclassify --model "$cfg" --weights "$T/$net.safetensors" --json --top 1 "$T/img.png" \
         > "$T/${net}_cls.json" 2> "$T/err" || bad "$net: cnnclassify: $(cat "$T/err")"
     bin/cnnfeatures --model "$cfg" --weights "$T/$net.safetensors" --blob $feat \

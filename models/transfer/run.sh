@@ -35,7 +35,8 @@ def last_acc(path):
     return acc[-1]
 seeds = sys.argv[1:]
 print("pretrained net, classes 0-4 test accuracy: %.4f" % last_acc("old.jsonl"))
-print("%-34s %s  %s" % ("classes 5-9, 500 training images", "  ".join("seed %-3s" % s for s in seeds), "mean"))
+print("%-34s %s  %s" % ("classes 5-9, 500 training images",
+                         "  ".join("seed %-3s" % s for s in seeds), "mean"))
 for name, label in (("scratch", "from scratch"), ("finetune", "fine-tuned"),
                     ("frozen", "fine-tuned, conv1+conv2 frozen")):
     accs = [last_acc("%s_%s.jsonl" % (name, s)) for s in seeds]
