@@ -381,7 +381,10 @@ static void axis_range(const cnn_plot_series *s, int n, int which, axis *a)
         }
     }
     a->used = lo <= hi;
-    if (!a->used) lo = 0, hi = 1;
+    if (!a->used) {
+        lo = 0;
+        hi = 1;
+    }
     /* Non-negative data that reaches near zero starts at zero. */
     if (which >= 0 && lo >= 0 && lo < 0.5 * hi) lo = 0;
     double first, last;

@@ -693,7 +693,11 @@ static int cmd_occlusion(const opts *o)
     float worst = 1, drop = 0;
     int wy = 0, wx = 0;
     for (int i = 0; i < H * W; i++) {
-        if (map[i] < worst) worst = map[i], wy = i / W, wx = i % W;
+        if (map[i] < worst) {
+            worst = map[i];
+            wy = i / W;
+            wx = i % W;
+        }
         imp[i] = p0 - map[i] > 0 ? p0 - map[i] : 0;
         drop = imp[i] > drop ? imp[i] : drop;
     }
@@ -1004,7 +1008,11 @@ static int cmd_curves(const opts *o)
 done:
     fclose(f);
     free(line);
-    free(tr.x), free(tr.y), free(tl.x), free(tl.y), free(ta.x), free(ta.y);
+    series_buf *all[3] = {&tr, &tl, &ta};
+    for (int i = 0; i < 3; i++) {
+        free(all[i]->x);
+        free(all[i]->y);
+    }
     cnn_image_free(&im);
     return rc;
 }
