@@ -4,7 +4,8 @@
 #      a PyTorch-style .safetensors through a map (renames, constants,
 #      dropped patterns, and every error: unmapped or missing tensors, bad map
 #      lines, non-F32 data), a V1 .caffemodel with legacy 4-d blobs reshaped by
-#      --model, and --list;
+#      --model, and --list; bin/cnnfeatures on a tiny net with a LIST file and
+#      the .caffemodel as weights, against values computed by hand;
 #   2. with Debian's python3-torch and python3-torchvision (skipped without):
 #      random torchvision AlexNet and ResNet-18 (BatchNorm statistics
 #      randomised too) in eval mode, written by tools/torch2safetensors.py,
@@ -200,6 +201,71 @@ expect_fail "ip1.0 is 3x8, but the model's parameter is 4x8" \
 # A truncated caffemodel is a clean error naming the file.
 head -c 60 "$T/v1.caffemodel" > "$T/cut.caffemodel"
 expect_fail "cut.caffemodel: byte" bin/cnnconvert "$T/cut.caffemodel" "$T/x.safetensors"
+
+# cnnfeatures on the tiny net with the .caffemodel itself as weights (legacy
+# shapes accepted): a LIST file with a comment, a missing image (reported,
+# skipped, exit 1), values checked against a direct computation.
+"$PY" - "$T" << 'EOF'
+import struct, sys, zlib
+T = sys.argv[1]
+def png(path, pix):
+    raw = b"".join(b"\0" + bytes(v for x in range(3) for v in pix(x, y)) for y in range(3))
+    def chunk(t, d):
+        c = t + d
+        return struct.pack(">I", len(d)) + c + struct.pack(">I", zlib.crc32(c) & 0xFFFFFFFF)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 3, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+png(T + "/a.png", lambda x, y: (x * 10, y * 20, 5))
+png(T + "/b,c.png", lambda x, y: (200 - x * y, 3, 100 + x))
+with open(T + "/list.txt", "w") as f:
+    f.write("a.png 0\n# a comment\nb,c.png 1\nmissing.png 2\n")
+EOF
+bin/cnnfeatures --model "$T/tiny.cfg" --weights "$T/v1.caffemodel" --blob y --root "$T" \
+    --out "$T/feat" "$T/list.txt" > "$T/out" 2> "$T/err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "missing.png" "$T/err" && grep -q "2 images, blob 'y' (3 values each)" \
+    "$T/out" && ok "cnnfeatures: LIST, missing image skipped (exit 1)" \
+    || bad "cnnfeatures LIST: rc $rc $(cat "$T/out" "$T/err")"
+"$PY" - "$T" << 'EOF' && ok "cnnfeatures values (npy and csv) match a direct computation" \
+    || bad "cnnfeatures values"
+import csv, json, struct, sys
+T = sys.argv[1]
+exp = json.load(open(T + "/expect.json"))
+f32 = lambda v: struct.unpack("<%df" % len(v), struct.pack("<%df" % len(v), *v))
+w, ipw, bias = f32(exp["w"]), f32(exp["ipw"]), (0.5, -0.5)
+def feat(pix):  # pix[c][y][x]; conv 2x3x2x2 + bias, ReLU, ip 3x8
+    c1 = []
+    for o in range(2):
+        for y in range(2):
+            for x in range(2):
+                s = bias[o] + sum(w[((o * 3 + c) * 2 + ky) * 2 + kx] * pix[c][y + ky][x + kx]
+                                  for c in range(3) for ky in range(2) for kx in range(2))
+                c1.append(max(s, 0.0))
+    return [sum(ipw[j * 8 + i] * c1[i] for i in range(8)) for j in range(3)]
+imgs = [[[[x * 10 for x in range(3)] for y in range(3)], [[y * 20] * 3 for y in range(3)],
+         [[5] * 3 for y in range(3)]],
+        [[[200 - x * y for x in range(3)] for y in range(3)], [[3] * 3 for y in range(3)],
+         [[100 + x for x in range(3)] for y in range(3)]]]
+want = [feat(p) for p in imgs]
+raw = open(T + "/feat.npy", "rb").read()
+assert raw[:8] == b"\x93NUMPY\x01\x00"
+hl = struct.unpack("<H", raw[8:10])[0]
+header = raw[10:10 + hl].decode()
+assert (10 + hl) % 64 == 0 and "'descr': '<f4'" in header and "'shape': (2, 3)" in header, header
+got = struct.unpack("<6f", raw[10 + hl:])
+rows = list(csv.reader(open(T + "/feat.csv")))
+assert rows[0] == ["file", "v0", "v1", "v2"] and rows[2][0] == T + "/b,c.png", rows
+for i in range(2):
+    for j in range(3):
+        assert abs(got[i * 3 + j] - want[i][j]) <= 1e-4 * max(1, abs(want[i][j])), (got, want)
+        assert f32([float(rows[i + 1][j + 1])])[0] == got[i * 3 + j]  # %.9g round-trips
+EOF
+expect_fail "no blob 'nope'" bin/cnnfeatures --model "$T/tiny.cfg" --weights "$T/v1.caffemodel" \
+    --blob nope "$T/a.png"
+bin/cnnfeatures --model "$T/tiny.cfg" --weights "$T/v1.caffemodel" --blob y --format csv \
+    --out "$T/only" "$T/a.png" > /dev/null 2>&1 && [ -f "$T/only.csv" ] && [ ! -e "$T/only.npy" ] \
+    && ok "cnnfeatures --format csv" || bad "cnnfeatures --format csv"
 
 # ---- 2. PyTorch parity ------------------------------------------------------------
 if ! "$PY" -c "import torch, torchvision" > /dev/null 2>&1; then
