@@ -408,12 +408,12 @@ static cnn_status parse_message_value(parser *ps, cnn_cfg *parent, cnn_cfg **las
     return parse_fields(ps, n, close, depth + 1);
 }
 
-/* Parses one scalar value (current token is its first token) as field `key`. */
+/* Parses one scalar value (current token is its first token) as field `key`
+ * at line:col. */
 static cnn_status parse_scalar_value(parser *ps, cnn_cfg *parent, cnn_cfg **last,
-                                     const char *key)
+                                     const char *key, int line, int col)
 {
     lexer *lx = &ps->lx;
-    int line = lx->tok.line, col = lx->tok.col;
     cnn_cfg_kind kind;
     cnn_status st;
     char what[64];
@@ -467,7 +467,7 @@ static cnn_status parse_list(parser *ps, cnn_cfg *parent, cnn_cfg **last, const 
         if (tok_sym(lx, '{') || tok_sym(lx, '<'))
             st = parse_message_value(ps, parent, last, key, lx->tok.line, lx->tok.col, depth);
         else if (colon)
-            st = parse_scalar_value(ps, parent, last, key);
+            st = parse_scalar_value(ps, parent, last, key, lx->tok.line, lx->tok.col);
         else
             st = parse_error(lx, lx->tok.line, lx->tok.col,
                              "expected '{' in the list of messages '%s', got %s", key,
@@ -499,7 +499,7 @@ static cnn_status parse_field(parser *ps, cnn_cfg *msg, cnn_cfg **last, int dept
     if (tok_sym(lx, '{') || tok_sym(lx, '<'))
         return parse_message_value(ps, msg, last, key, line, col, depth);
     if (tok_sym(lx, '[')) return parse_list(ps, msg, last, key, colon, depth);
-    if (colon) return parse_scalar_value(ps, msg, last, key);
+    if (colon) return parse_scalar_value(ps, msg, last, key, line, col);
     return parse_error(lx, lx->tok.line, lx->tok.col,
                        "expected ':' or '{' after field name '%s', got %s", key,
                        tok_desc(lx, what, sizeof what));
