@@ -6,7 +6,9 @@
 # /usr/bin/python3 with python3-torch, 2 threads). The two alternate for
 # ROUNDS rounds and each side's median round is reported, so that load from
 # other processes hits both alike. Prints cnn's per-layer times, then a table
-# and "cnn is X.XXx faster" (PyTorch time / cnn time).
+# and "cnn is X.XXx faster" (PyTorch time / cnn time). The headline compares
+# means (what sets training throughput; cnntime reports means); PyTorch's
+# iteration times vary a lot from one to the next, so its median is shown too.
 #
 #   bench/cpu_lenet.sh [ITERATIONS]    (default 50; ROUNDS=3, THREADS=2)
 set -u
@@ -100,10 +102,9 @@ print("\n%-14s %5s %10s %14s %16s %14s" % ("net", "batch", "cnn ms", "torch fwd+
                                             "(torch median)", "torch +SGD step"))
 for net, batch, c, fb, fbm, step in rows:
     print("%-14s %5d %10.2f %14.2f %16.2f %14.2f" % (net, batch, c, fb, fbm, step))
+def ratio(t, c):
+    return "%.2fx faster" % (t / c) if t >= c else "%.2fx slower" % (c / t)
 for net, batch, c, fb, fbm, step in rows:
-    r = fb / c
-    if r >= 1:
-        print("%s: cnn is %.2fx faster than PyTorch (forward+backward, means)" % (net, r))
-    else:
-        print("%s: cnn is %.2fx slower than PyTorch (forward+backward, means)" % (net, 1 / r))
+    print("%s: cnn is %s than PyTorch (forward+backward, means); %s against PyTorch's"
+          " median iteration" % (net, ratio(fb, c), ratio(fbm, c)))
 PYEOF
