@@ -54,8 +54,7 @@ $(B)/%.cu.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
-# The whole archive: layer types are found through the registry, not by name.
-LINK_LIB := -Wl,--whole-archive lib/libcnn.a -Wl,--no-whole-archive
+LINK_LIB := lib/libcnn.a
 
 bin/%: tools/%.c lib/libcnn.a
 	@mkdir -p $(@D) $(B)/tools

@@ -10,8 +10,7 @@
     X(SoftmaxWithLoss) X(Accuracy) X(Concat) X(Eltwise) X(Flatten) X(Reshape) X(Split)  \
     X(Silence) X(EuclideanLoss) X(SigmoidCrossEntropyLoss) X(Data) X(ImageData)
 
-/* Weak while the layer set is being filled in: a missing type is skipped. */
-#define DECLARE(name) extern const cnn_layer_type cnn_layer_##name __attribute__((weak));
+#define DECLARE(name) extern const cnn_layer_type cnn_layer_##name;
 LAYER_TYPES(DECLARE)
 #undef DECLARE
 
@@ -19,21 +18,7 @@ LAYER_TYPES(DECLARE)
 static const cnn_layer_type *const all_types[] = {LAYER_TYPES(ENTRY) NULL};
 #undef ENTRY
 
-static const cnn_layer_type *registered[sizeof all_types / sizeof all_types[0]];
-
-const cnn_layer_type *const *cnn_layer_types(void)
-{
-    /* Collect the linked types once; the table is immutable afterwards. */
-    static _Atomic int ready;
-    if (!ready) {
-        int n = 0;
-        for (size_t i = 0; i + 1 < sizeof all_types / sizeof all_types[0]; i++)
-            if (all_types[i]) registered[n++] = all_types[i];
-        registered[n] = NULL;
-        ready = 1;
-    }
-    return registered;
-}
+const cnn_layer_type *const *cnn_layer_types(void) { return all_types; }
 
 const cnn_layer_type *cnn_layer_type_find(const char *name)
 {
