@@ -3,12 +3,14 @@
  * file: bad magic, unsupported element types, truncation, count mismatches,
  * labels out of range, missing images. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +34,9 @@ void cnn_dataset_free(cnn_dataset *d)
     free(d->pixels);
     free(d->labels);
     free(d->source);
+    if (d->class_names)
+        for (int i = 0; i < d->num_classes; i++) free(d->class_names[i]);
+    free(d->class_names);
     free(d);
 }
 
@@ -453,6 +458,182 @@ fail:
     fclose(f);
     cnn_dataset_free(d);
     return st;
+}
+
+/* ---- class folders ---------------------------------------------------------- */
+
+/* A growable array of owned strings. */
+typedef struct str_list {
+    char **v;
+    size_t n, cap;
+} str_list;
+
+static void str_list_free(str_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends s (owned; freed on failure); s == NULL means strdup failed. */
+static cnn_status str_push(str_list *l, char *s, const char *where)
+{
+    if (s && l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 64;
+        char **v = realloc(l->v, nc * sizeof *v);
+        if (!v) {
+            free(s);
+            s = NULL;
+        } else {
+            l->v = v;
+            l->cap = nc;
+        }
+    }
+    if (!s) return CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", where);
+    l->v[l->n++] = s;
+    return CNN_OK;
+}
+
+static void str_sort(str_list *l)
+{
+    if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_str);
+}
+
+static bool is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") ||
+                   !strcasecmp(dot, ".jpeg"));
+}
+
+bool cnn_path_is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Sorted names in `dir` (hidden ones skipped) that are folders (`dirs`) or
+ * image files (!dirs); symbolic links are followed. */
+static cnn_status list_dir(const char *dir, bool dirs, str_list *out)
+{
+    cnn_status st = CNN_OK;
+    DIR *dh = opendir(dir);
+    if (!dh) return CNN_ERROR(CNN_ERR_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.') continue;
+        char *full = join_path(dir, strlen(dir), e->d_name);
+        if (!full) {
+            st = CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", dir);
+            break;
+        }
+        struct stat sb;
+        bool ok = stat(full, &sb) == 0 &&
+                  (dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode) && is_image_name(full));
+        free(full);
+        if (ok && (st = str_push(out, strdup(e->d_name), dir))) break;
+    }
+    closedir(dh);
+    str_sort(out);
+    return st;
+}
+
+/* Appends the images under `dir` (its files, then its sub-folders, each in
+ * sorted order, at most `depth` levels down) to `files` as full paths. */
+static cnn_status collect_images(const char *dir, int depth, str_list *files)
+{
+    str_list names = {0}, subs = {0};
+    cnn_status st = list_dir(dir, false, &names);
+    for (size_t i = 0; st == CNN_OK && i < names.n; i++)
+        st = str_push(files, join_path(dir, strlen(dir), names.v[i]), dir);
+    if (st == CNN_OK && depth > 0) st = list_dir(dir, true, &subs);
+    for (size_t i = 0; st == CNN_OK && i < subs.n; i++) {
+        char *sub = join_path(dir, strlen(dir), subs.v[i]);
+        st = sub ? collect_images(sub, depth - 1, files)
+                 : CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", dir);
+        free(sub);
+    }
+    str_list_free(&names);
+    str_list_free(&subs);
+    return st;
+}
+
+#define FOLDER_DEPTH 8
+
+cnn_status cnn_dataset_load_folder(const char *dir, bool check_files, cnn_dataset **out)
+{
+    cnn_status st = CNN_OK;
+    cnn_dataset *d = NULL;
+    str_list classes = {0}, files = {0};
+    size_t cap = 0;
+    *out = NULL;
+    CNN_TRY(list_dir(dir, true, &classes));
+    if (classes.n == 0) {
+        st = CNN_ERROR(CNN_ERR_FORMAT, "%s: no class sub-folders (expected one folder of "
+                       "images per class)", dir);
+        goto fail;
+    }
+    if (classes.n > INT_MAX / 2) {
+        st = CNN_ERROR(CNN_ERR_FORMAT, "%s: too many class folders", dir);
+        goto fail;
+    }
+    CNN_TRY(new_dataset(CNN_DATASET_LIST, dir, &d));
+    for (size_t k = 0; k < classes.n; k++) {
+        char *cdir = join_path(dir, strlen(dir), classes.v[k]);
+        st = cdir ? collect_images(cdir, FOLDER_DEPTH, &files)
+                  : CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", dir);
+        if (st == CNN_OK && files.n == 0)
+            st = CNN_ERROR(CNN_ERR_FORMAT, "%s: class folder '%s' holds no .png, .jpg or "
+                           ".jpeg files", dir, classes.v[k]);
+        free(cdir);
+        if (st) goto fail;
+        for (size_t i = 0; i < files.n; i++) {
+            if (check_files && access(files.v[i], R_OK) != 0) {
+                st = CNN_ERROR(CNN_ERR_IO, "%s: cannot read image: %s", files.v[i],
+                               strerror(errno));
+                goto fail;
+            }
+            char *path = files.v[i];
+            files.v[i] = NULL; /* owned by d from here (list_push frees it on failure) */
+            CNN_TRY(list_push(d, &cap, path, (int)k, 0));
+        }
+        str_list_free(&files);
+    }
+    d->num_classes = (int)classes.n;
+    d->class_names = classes.v; /* ownership moves to d */
+    *out = d;
+    return CNN_OK;
+fail:
+    str_list_free(&classes);
+    str_list_free(&files);
+    cnn_dataset_free(d);
+    return st;
+}
+
+cnn_status cnn_dataset_load_images(const char *source, const char *root_folder,
+                                   bool check_files, cnn_dataset **out)
+{
+    *out = NULL;
+    if (!cnn_path_is_dir(source))
+        return cnn_dataset_load_list(source, root_folder, check_files, out);
+    if (root_folder && root_folder[0])
+        return CNN_ERROR(CNN_ERR_CONFIG, "%s: root_folder applies to list files, not to a "
+                         "folder of class folders", source);
+    return cnn_dataset_load_folder(source, check_files, out);
+}
+
+cnn_status cnn_dataset_write_labels(const cnn_dataset *d, const char *path)
+{
+    if (!d->class_names)
+        return CNN_ERROR(CNN_ERR_ARG, "%s: class names are only known for a folder of class "
+                         "folders", d->source);
+    FILE *f = fopen(path, "w");
+    if (!f) return CNN_ERROR(CNN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    bool ok = true;
+    for (int i = 0; i < d->num_classes; i++) ok &= fprintf(f, "%s\n", d->class_names[i]) >= 0;
+    if (fclose(f) != 0 || !ok)
+        return CNN_ERROR(CNN_ERR_IO, "%s: write error: %s", path, strerror(errno));
+    return CNN_OK;
 }
 
 /* ---- export ----------------------------------------------------------------- */

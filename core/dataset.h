@@ -1,7 +1,8 @@
 /* dataset.h — the sample sets data layers read from: IDX files (MNIST,
  * Fashion-MNIST; raw or gzip), CIFAR-10 binary batches, and image list
- * files ("path label" lines). IDX and CIFAR sets are read into memory once;
- * a list set holds paths, decoded on demand by the loader threads. */
+ * files ("path label" lines) or folders of class folders. IDX and CIFAR sets
+ * are read into memory once; a list set holds paths, decoded on demand by
+ * the loader threads. */
 #ifndef CNN_DATASET_H
 #define CNN_DATASET_H
 
@@ -22,6 +23,7 @@ typedef struct cnn_dataset {
     char **paths;        /* (n) image files of a list set, root folder applied */
     int *lines;          /* (n) list-file line of each path */
     int num_classes;     /* labels are < num_classes; 0 when unknown */
+    char **class_names;  /* (num_classes) sub-folder names of a folder set, else NULL */
 } cnn_dataset;
 
 /* Reads only the header of an IDX file: *ndim and dims[0..ndim) (ndim <= 4).
@@ -42,6 +44,20 @@ cnn_status cnn_dataset_load_cifar(const char *source, cnn_dataset **out);
  * `check_files`, every image must be readable; errors name "list:line". */
 cnn_status cnn_dataset_load_list(const char *list, const char *root_folder, bool check_files,
                                  cnn_dataset **out);
+/* Reads a folder holding one sub-folder per class (hidden entries skipped):
+ * class k is the k-th sub-folder in sorted (byte) order, its images the
+ * .png / .jpg / .jpeg files (any case) under it, sorted, sub-folders
+ * included. Class names are kept in class_names; `lines` are 0. An empty
+ * class folder, or none at all, is an error. */
+cnn_status cnn_dataset_load_folder(const char *dir, bool check_files, cnn_dataset **out);
+/* A folder set when `source` is a folder (root_folder must then be empty),
+ * else a list file as cnn_dataset_load_list. */
+cnn_status cnn_dataset_load_images(const char *source, const char *root_folder,
+                                   bool check_files, cnn_dataset **out);
+/* Writes the class names of a folder set, one per line (line k = class k). */
+cnn_status cnn_dataset_write_labels(const cnn_dataset *d, const char *path);
+/* True when path names a folder (symbolic links followed). */
+bool cnn_path_is_dir(const char *path);
 void cnn_dataset_free(cnn_dataset *d);
 
 /* Writes the first `count` samples (all when 0 or more than n) of a memory

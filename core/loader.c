@@ -5,6 +5,7 @@
  * letting a worker claim batch k + prefetch. A seek bumps a generation
  * counter so batches still being filled for the old position are dropped. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ struct cnn_loader {
     pthread_t *threads;
     int n_threads;    /* started */
     double wait_s;
+    atomic_size_t bad; /* samples the fill function reported unreadable */
     pthread_mutex_t perm_mu;
     perm_entry perms[PERM_CACHE];
     int perm_next;
@@ -280,3 +282,10 @@ uint64_t cnn_loader_position(const cnn_loader *ld) { return ld->take; }
 double cnn_loader_wait_seconds(const cnn_loader *ld) { return ld->wait_s; }
 
 size_t cnn_loader_num_samples(const cnn_loader *ld) { return ld->o.num_samples; }
+
+size_t cnn_loader_note_bad(cnn_loader *ld) { return atomic_fetch_add(&ld->bad, 1) + 1; }
+
+size_t cnn_loader_bad_samples(const cnn_loader *ld)
+{
+    return atomic_load(&((cnn_loader *)ld)->bad);
+}

@@ -54,6 +54,13 @@ double cnn_loader_wait_seconds(const cnn_loader *ld);
 size_t cnn_loader_num_samples(const cnn_loader *ld);
 /* Data set index of sample position `pos` (epoch pos / N). */
 size_t cnn_loader_sample_index(cnn_loader *ld, uint64_t pos);
+/* Counts one more unreadable sample (thread-safe); returns the new count. */
+size_t cnn_loader_note_bad(cnn_loader *ld);
+/* Unreadable samples counted so far. */
+size_t cnn_loader_bad_samples(const cnn_loader *ld);
+/* Unreadable images the net's data layers have skipped so far (each image
+ * counted once). Defined with the Data layer (layers/data.c). */
+size_t cnn_net_data_bad_images(const cnn_net *n);
 
 
 #endif

@@ -52,8 +52,9 @@ static cnn_status data_fill(void *ctx, size_t i, float *data, float *label, cnn_
 {
     const data_priv *p = ctx;
     const cnn_dataset *d = p->set;
-    cnn_transform_apply(&p->tf.t, d->pixels + i * (size_t)d->c * d->h * d->w, d->c, d->h, d->w,
-                        false, p->train, rng, data);
+    cnn_status st = cnn_data_transform_apply(&p->tf, d->pixels + i * (size_t)d->c * d->h * d->w,
+                                             d->c, d->h, d->w, false, p->train, rng, data);
+    if (st) return st;
     if (label) *label = (float)d->labels[i];
     return CNN_OK;
 }
@@ -119,7 +120,7 @@ static cnn_status data_setup(cnn_layer *l, cnn_cfg *cfg)
         } else {
             return guess_shape(l, source, dp->tf.t.crop_size, backend == BACKEND_IDX, dp);
         }
-        if ((st = cnn_transform_check(&dp->tf.t, dp->c, dp->h, dp->w, source)))
+        if ((st = cnn_data_transform_check(&dp->tf, dp->c, dp->h, dp->w, source)))
             return cnn_layer_error(l, st, "%s", cnn_error_message());
         return CNN_OK;
     }
@@ -144,15 +145,16 @@ static cnn_status data_setup(cnn_layer *l, cnn_cfg *cfg)
     dp->c = dp->set->c;
     dp->h = dp->set->h;
     dp->w = dp->set->w;
-    if ((st = cnn_transform_check(&dp->tf.t, dp->c, dp->h, dp->w, source)))
+    if ((st = cnn_data_transform_check(&dp->tf, dp->c, dp->h, dp->w, source)))
         return cnn_layer_error(l, st, "%s", cnn_error_message());
+    int oh, ow;
+    cnn_data_transform_out(&dp->tf, dp->h, dp->w, &oh, &ow);
     cnn_rng skip_rng;
     cnn_rng_seed(&skip_rng, seed ^ 0x5c1bULL);
     cnn_loader_opts o = {
         .num_samples = dp->set->n,
         .batch_size = dp->batch,
-        .sample_floats = (size_t)dp->c * cnn_transform_out(&dp->tf.t, dp->h) *
-                         cnn_transform_out(&dp->tf.t, dp->w),
+        .sample_floats = (size_t)dp->c * oh * ow,
         .labels = l->n_top > 1,
         .shuffle = shuffle,
         .seed = seed,
@@ -169,9 +171,9 @@ fail:
 static cnn_status data_reshape(cnn_layer *l)
 {
     data_priv *p = l->priv;
-    cnn_status st = cnn_tensor_reshape4(l->top[0], p->batch, p->c,
-                                        cnn_transform_out(&p->tf.t, p->h),
-                                        cnn_transform_out(&p->tf.t, p->w));
+    int oh, ow;
+    cnn_data_transform_out(&p->tf, p->h, p->w, &oh, &ow);
+    cnn_status st = cnn_tensor_reshape4(l->top[0], p->batch, p->c, oh, ow);
     if (st == CNN_OK && l->n_top > 1) st = cnn_tensor_reshape(l->top[1], 1, &p->batch);
     return st;
 }
@@ -230,6 +232,16 @@ double cnn_net_data_wait_seconds(const cnn_net *n)
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
         const cnn_loader *ld = layer_loader(cnn_net_layer(n, i));
         if (ld) s += cnn_loader_wait_seconds(ld);
+    }
+    return s;
+}
+
+size_t cnn_net_data_bad_images(const cnn_net *n)
+{
+    size_t s = 0;
+    for (int i = 0; i < cnn_net_num_layers(n); i++) {
+        const cnn_loader *ld = layer_loader(cnn_net_layer(n, i));
+        if (ld) s += cnn_loader_bad_samples(ld);
     }
     return s;
 }

@@ -1008,14 +1008,17 @@ START_TEST(test_image_data_errors)
     expect_build_error(image_proto("", ""), false, CNN_ERR_IO, "list.txt: cannot open");
     expect_build_error(image_proto("new_height: 4", ""), false, CNN_ERR_CONFIG,
                        "new_height and new_width");
-    /* A corrupt image mid-epoch: forward fails naming it. */
+    /* A corrupt image mid-epoch with max_bad_images: 0: forward fails naming it
+     * (by default it is skipped: see check_pipeline). */
     write_bytes(tpath("bad.png"), false, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
     write_text("list.txt", "a.png 0\nbad.png 1\n");
-    cnn_net *n = cnn_test_net(image_proto("batch_size: 1 threads: 2", ""), CNN_TRAIN);
+    cnn_net *n = cnn_test_net(image_proto("batch_size: 1 threads: 2 max_bad_images: 0", ""),
+                              CNN_TRAIN);
     forward(n);
     ck_assert_int_eq(cnn_net_forward(n, NULL), CNN_ERR_FORMAT);
-    snprintf(want, sizeof want, "layer 'img' (ImageData): %s: truncated PNG data (%s:2)",
-             tpath("bad.png"), tpath("list.txt"));
+    snprintf(want, sizeof want, "layer 'img' (ImageData): %s: truncated PNG data (%s:2); 1 "
+             "unreadable image(s), more than max_bad_images (0)", tpath("bad.png"),
+             tpath("list.txt"));
     ck_assert_str_eq(cnn_error_message(), want);
     forward(n); /* the next batch is fine again */
     cnn_net_free(n);
