@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- BLAS-like (kernels/cpu/blas.c) ------------------------------------- */
 
@@ -116,6 +117,13 @@ void cnn_k_elu_backward(size_t n, float alpha, const float *x, const float *y,
                         const float *dy, float *dx);
 /* y = x * mask (dropout with the keep-scale folded into the mask). */
 void cnn_k_dropout_apply(size_t n, const float *x, const float *mask, float *y);
+/* Counter-based dropout mask (kernels/cpu/philox.c, Philox4x32-10 as in
+ * kernels/philox.h): mask[i] = keep_scale when uniform i of the stream
+ * (seed, offset) is < p_keep, else 0. The CUDA version gives the same bits. */
+void cnn_k_dropout_mask(size_t n, uint64_t seed, uint64_t offset, float p_keep,
+                        float keep_scale, float *mask);
+/* u[i] = uniform i in [0, 1) of the Philox stream (seed, offset). */
+void cnn_k_philox_uniform(size_t n, uint64_t seed, uint64_t offset, float *u);
 
 /* Softmax over c of (outer, c, inner). */
 void cnn_k_softmax_forward(int outer, int c, int inner, const float *x, float *y);
