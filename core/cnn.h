@@ -119,14 +119,21 @@ typedef enum { CNN_TRAIN = 0, CNN_TEST = 1 } cnn_phase;
 
 typedef struct cnn_net cnn_net;
 
+/* Most logical devices a net may use (model parallelism). */
+#define CNN_MAX_DEVICES 16
+
 typedef struct cnn_net_opts {
     cnn_phase phase;
     uint64_t seed;      /* seeds fillers, dropout and data shuffling */
     bool shapes_only;   /* cnninfo: data layers need not open their sources */
     int level;          /* Caffe's NetState level, for include { min_level } */
+    /* Logical devices of the run (layers' `device: K` indexes them; a K at or
+     * beyond this is an error). 0: as many as the model names (1 + the
+     * largest K). */
+    int devices;
 } cnn_net_opts;
 
-/* Default options: TRAIN phase, seed 1. */
+/* Default options: TRAIN phase, seed 1, devices 0 (as the model asks). */
 cnn_net_opts cnn_net_default_opts(void);
 
 /* Builds a net from a model file (the `solver` block, if any, is ignored). */
@@ -139,7 +146,9 @@ void cnn_net_free(cnn_net *n);
 
 /* Recomputes all shapes after an input was reshaped. */
 cnn_status cnn_net_reshape(cnn_net *n);
-/* Runs every layer forward; *loss (may be NULL) gets the weighted loss sum. */
+/* Runs every layer forward; *loss (may be NULL) gets the weighted loss sum.
+ * With several logical devices each device's layers run on a thread of
+ * their own, waiting only where they use another device's tensors. */
 cnn_status cnn_net_forward(cnn_net *n, float *loss);
 /* Runs every layer backward, accumulating parameter gradients. */
 cnn_status cnn_net_backward(cnn_net *n);
@@ -159,11 +168,15 @@ typedef struct cnn_param_info {
     const char *layer; /* owning layer's name */
     int index;         /* blob index within that layer */
     float lr_mult, decay_mult;
+    int device;        /* logical device of the owning layer (and its history) */
 } cnn_param_info;
 int cnn_net_num_params(const cnn_net *n);
 const cnn_param_info *cnn_net_param_info(const cnn_net *n, int i);
 
-/* Layers, in execution order (including inserted splits). */
+/* Logical devices the net runs on (1 without model parallelism). */
+int cnn_net_num_devices(const cnn_net *n);
+
+/* Layers, in execution order (including inserted splits and copies). */
 int cnn_net_num_layers(const cnn_net *n);
 const char *cnn_net_layer_name(const cnn_net *n, int i);
 const char *cnn_net_layer_type(const cnn_net *n, int i);
@@ -176,6 +189,8 @@ int cnn_net_layer_num_params(const cnn_net *n, int i);
 cnn_tensor *cnn_net_layer_param(const cnn_net *n, int i, int p);
 /* Forward multiply-adds x2 of layer i for the current shapes. */
 double cnn_net_layer_flops(const cnn_net *n, int i);
+/* The logical device layer i runs on. */
+int cnn_net_layer_device(const cnn_net *n, int i);
 /* Runs layer i alone: forward (after its reshape), or backward as planned. */
 cnn_status cnn_net_layer_forward(cnn_net *n, int i);
 cnn_status cnn_net_layer_backward(cnn_net *n, int i);

@@ -1,10 +1,16 @@
 /* net.c — builds a layer graph from a model file and runs it.
  *
  * Building goes in passes: read the layer messages that match the phase into
- * specs (names only), insert Split layers where one blob version feeds several
- * layers, instantiate the layers with their tensors, reshape everything (which
- * creates the parameters), then work out loss weights and which layers and
- * bottoms need gradients. */
+ * specs (names only), place every layer on a logical device and insert Copy
+ * layers where a layer reads a blob of another device, insert Split layers
+ * where one blob version feeds several layers, instantiate the layers with
+ * their tensors, reshape everything (which creates the parameters), then work
+ * out loss weights, which layers and bottoms need gradients, and the
+ * per-device schedules. With several devices, forward and backward run one
+ * thread per device; a layer waits only for the other devices' layers that
+ * touch the same tensors (in practice: across Copy layers). */
+#include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +25,8 @@ typedef struct layer_spec {
     char *name;
     int n_bottom, n_top;
     char **bottom, **top;
+    int device;         /* logical device; -1: inherit from the first bottom */
+    cnn_cfg *device_at; /* the `device` field, for errors (NULL if none) */
 } layer_spec;
 
 struct cnn_net {
@@ -38,6 +46,12 @@ struct cnn_net {
     char **param_keys;   /* sharing name of params[i], or NULL */
     int n_info;
     cnn_param_info *info; /* unique learnable view of params */
+    int n_devices;
+    cnn_rng dev_rng[CNN_MAX_DEVICES]; /* forward-time randomness of devices >= 1 */
+    int *sched;      /* (n_layers) layer indices grouped by device, net order within */
+    int sched_start[CNN_MAX_DEVICES + 1]; /* device d: sched[start[d] .. start[d + 1]) */
+    int *fwd_wait;   /* (n_layers x n_devices) steps of device d done before i's forward */
+    int *bwd_wait;   /* the same for backward, steps counted in reverse order */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -80,7 +94,7 @@ static void spec_free(layer_spec *s)
 
 cnn_net_opts cnn_net_default_opts(void)
 {
-    return (cnn_net_opts){.phase = CNN_TRAIN, .seed = 1};
+    return (cnn_net_opts){.phase = CNN_TRAIN, .seed = 1, .devices = 0};
 }
 
 static cnn_tensor *find_blob(const cnn_net *n, const char *name)
@@ -172,6 +186,7 @@ static cnn_status read_spec(cnn_cfg *m, int index, layer_spec **out)
     layer_spec *s = calloc(1, sizeof *s);
     if (!s) return oom();
     s->cfg = m;
+    s->device = -1;
     if (m->kind != CNN_CFG_MESSAGE) {
         st = cnn_cfg_error(m, CNN_ERR_CONFIG, "'layer' must be a message");
         goto fail;
@@ -195,12 +210,214 @@ static cnn_status read_spec(cnn_cfg *m, int index, layer_spec **out)
     }
     CNN_TRY(read_strings(m, "bottom", &s->bottom, &s->n_bottom));
     CNN_TRY(read_strings(m, "top", &s->top, &s->n_top));
+    CNN_TRY(cnn_cfg_int(m, "device", -1, &s->device));
+    s->device_at = cnn_cfg_get(m, "device");
+    if (s->device_at && (s->device < 0 || s->device >= CNN_MAX_DEVICES)) {
+        st = cnn_cfg_error(s->device_at, CNN_ERR_CONFIG,
+                           "layer '%s': device %d is out of range (0..%d)", name, s->device,
+                           CNN_MAX_DEVICES - 1);
+        goto fail;
+    }
     /* Caffe gives a loss layer without tops one automatically. */
     if (s->type->is_loss && s->n_top == 0) CNN_TRY(push_str(&s->top, &s->n_top, s->name));
     *out = s;
     return CNN_OK;
 fail:
     spec_free(s);
+    return st;
+}
+
+static bool in_specs(layer_spec *const *specs, int n, const layer_spec *s)
+{
+    for (int i = 0; i < n; i++)
+        if (specs[i] == s) return true;
+    return false;
+}
+
+/* ---- device placement and copy insertion --------------------------------- */
+
+/* A blob's current version: the device it lives on and, per device, the
+ * name of the copy made there for earlier readers (NULL: none yet). */
+typedef struct {
+    char *name;
+    int device;
+    char *copy[CNN_MAX_DEVICES];
+} placed_blob;
+
+typedef struct {
+    int n;
+    placed_blob *b;
+} placement;
+
+static void placement_free(placement *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        free(p->b[i].name);
+        for (int d = 0; d < CNN_MAX_DEVICES; d++) free(p->b[i].copy[d]);
+    }
+    free(p->b);
+}
+
+static placed_blob *placed_find(const placement *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->b[i].name, name)) return &p->b[i];
+    return NULL;
+}
+
+/* Records that a new version of `name` now lives on `device` (its old
+ * copies are stale). */
+static cnn_status placed_set(placement *p, const char *name, int device)
+{
+    placed_blob *b = placed_find(p, name);
+    if (!b) {
+        placed_blob *a = realloc(p->b, (size_t)(p->n + 1) * sizeof *a);
+        if (!a) return oom();
+        p->b = a;
+        b = &a[p->n];
+        *b = (placed_blob){.name = strdup(name)};
+        if (!b->name) return oom();
+        p->n++;
+    }
+    b->device = device;
+    for (int d = 0; d < CNN_MAX_DEVICES; d++) {
+        free(b->copy[d]);
+        b->copy[d] = NULL;
+    }
+    return CNN_OK;
+}
+
+/* Whether any spec produces a top called `name`. */
+static bool spec_top_exists(layer_spec *const *specs, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < specs[i]->n_top; t++)
+            if (!strcmp(specs[i]->top[t], name)) return true;
+    return false;
+}
+
+/* The Copy spec that brings blob `b` to `device`, named "<blob>_to_dev<K>"
+ * (with a "_<k>" suffix when that name is taken). */
+static cnn_status make_copy(const placed_blob *b, int device, const placement *p,
+                            layer_spec *const *specs, int n_specs, layer_spec **out)
+{
+    cnn_status st = CNN_OK;
+    char buf[512];
+    layer_spec *s = calloc(1, sizeof *s);
+    if (!s) return oom();
+    s->type = cnn_layer_type_find("Copy");
+    s->device = device;
+    snprintf(buf, sizeof buf, "%s_to_dev%d", b->name, device);
+    for (int k = 1; placed_find(p, buf) || spec_top_exists(specs, n_specs, buf); k++)
+        snprintf(buf, sizeof buf, "%s_to_dev%d_%d", b->name, device, k);
+    if (!s->type) {
+        st = CNN_ERROR(CNN_ERR_UNSUPPORTED, "no Copy layer in this build");
+        goto fail;
+    }
+    if (!(s->name = strdup(buf))) {
+        st = oom();
+        goto fail;
+    }
+    CNN_TRY(push_str(&s->bottom, &s->n_bottom, b->name));
+    CNN_TRY(push_str(&s->top, &s->n_top, buf));
+    *out = s;
+    return CNN_OK;
+fail:
+    spec_free(s);
+    return st;
+}
+
+/* The number of devices: o->devices, or 1 + the largest `device` given. A
+ * device beyond the run's is an error at its field. */
+static cnn_status count_devices(layer_spec *const *specs, int n, const cnn_net_opts *o,
+                                int *out)
+{
+    int most = 0;
+    for (int i = 0; i < n; i++)
+        if (specs[i]->device + 1 > most) most = specs[i]->device + 1;
+    *out = o->devices > 0 ? o->devices : most > 0 ? most : 1;
+    if (*out > CNN_MAX_DEVICES)
+        return CNN_ERROR(CNN_ERR_ARG, "%d logical devices requested; at most %d", *out,
+                         CNN_MAX_DEVICES);
+    for (int i = 0; i < n; i++)
+        if (specs[i]->device >= *out)
+            return cnn_cfg_error(specs[i]->device_at, CNN_ERR_CONFIG,
+                                 "layer '%s': device %d, but this run has %d logical "
+                                 "device%s (cnntrain: --devices N or --gpus with N entries)",
+                                 specs[i]->name, specs[i]->device, *out,
+                                 *out == 1 ? "" : "s");
+    return CNN_OK;
+}
+
+/* Points bottom `b` of spec s at the copy of its blob on s's device, making
+ * the Copy spec (appended to out) for the first such reader. */
+static cnn_status read_across(layer_spec *s, int b, placed_blob *pb, placement *p,
+                              layer_spec *const *specs, int n_specs, layer_spec ***out,
+                              int *n_out)
+{
+    cnn_status st = CNN_OK;
+    for (int t = 0; t < s->n_top; t++)
+        if (!strcmp(s->top[t], s->bottom[b]))
+            return cnn_cfg_error(s->cfg, CNN_ERR_CONFIG,
+                                 "layer '%s' on device %d computes in place on '%s' from "
+                                 "device %d; give it a top of its own",
+                                 s->name, s->device, s->bottom[b], pb->device);
+    if (!pb->copy[s->device]) {
+        layer_spec *copy = NULL;
+        CNN_TRY(make_copy(pb, s->device, p, specs, n_specs, &copy));
+        if ((st = push_ptr((void ***)out, n_out, copy))) {
+            spec_free(copy);
+            return st;
+        }
+        if (!(pb->copy[s->device] = strdup(copy->top[0]))) return oom();
+        int dev = s->device;
+        char *name = pb->copy[dev]; /* placed_set may move pb */
+        CNN_TRY(placed_set(p, name, dev));
+        pb = placed_find(p, s->bottom[b]);
+    }
+    char *renamed = strdup(pb->copy[s->device]);
+    if (!renamed) return oom();
+    free(s->bottom[b]);
+    s->bottom[b] = renamed;
+fail:
+    return st;
+}
+
+/* Gives every spec a device (its own, else its first bottom's, else 0) and
+ * inserts a Copy before each layer that reads a blob of another device; one
+ * copy per blob version and device serves all readers there. */
+static cnn_status place_layers(layer_spec ***specs_io, int *n_io, char **inputs, int n_inputs,
+                               const cnn_net_opts *o, int *n_devices)
+{
+    cnn_status st = CNN_OK;
+    layer_spec **specs = *specs_io, **out = NULL;
+    int n = *n_io, n_out = 0;
+    placement p = {0};
+    CNN_TRY(count_devices(specs, n, o, n_devices));
+    for (int i = 0; i < n_inputs; i++) CNN_TRY(placed_set(&p, inputs[i], 0));
+    for (int l = 0; l < n; l++) {
+        layer_spec *s = specs[l];
+        placed_blob *first = s->n_bottom ? placed_find(&p, s->bottom[0]) : NULL;
+        if (s->device < 0) s->device = first ? first->device : 0;
+        bool is_copy = !strcmp(s->type->name, "Copy");
+        for (int b = 0; b < s->n_bottom && !is_copy; b++) {
+            placed_blob *pb = placed_find(&p, s->bottom[b]);
+            if (pb && pb->device != s->device)
+                CNN_TRY(read_across(s, b, pb, &p, specs, n, &out, &n_out));
+        }
+        CNN_TRY(push_ptr((void ***)&out, &n_out, s));
+        for (int t = 0; t < s->n_top; t++) CNN_TRY(placed_set(&p, s->top[t], s->device));
+    }
+    free(specs);
+    *specs_io = out;
+    *n_io = n_out;
+    placement_free(&p);
+    return CNN_OK;
+fail:
+    for (int i = 0; i < n_out; i++)
+        if (!in_specs(specs, n, out[i])) spec_free(out[i]);
+    free(out);
+    placement_free(&p);
     return st;
 }
 
@@ -268,6 +485,7 @@ static cnn_status make_split(blob_version *v, layer_spec **specs, const char *pr
     layer_spec *s = calloc(1, sizeof *s);
     if (!s) return oom();
     s->type = cnn_layer_type_find("Split");
+    s->device = -1;
     snprintf(buf, sizeof buf, "%s_%s_split", v->name, producer);
     if (!s->type || !(s->name = strdup(buf))) {
         st = s->type ? oom() : CNN_ERROR(CNN_ERR_UNSUPPORTED, "no Split layer in this build");
@@ -338,7 +556,7 @@ static cnn_status insert_splits(layer_spec ***specs_io, int *n_io, char **inputs
 fail:
     /* Specs already moved into `out` are still in `specs`; free only splits. */
     for (int i = 0; i < n_out; i++)
-        if (!out[i]->cfg) spec_free(out[i]);
+        if (!in_specs(specs, n, out[i])) spec_free(out[i]);
     free(out);
     versions_free(&vl);
     return st;
@@ -437,7 +655,7 @@ static cnn_status make_layer(cnn_net *n, const layer_spec *s, cnn_layer **out)
     l->phase = n->phase;
     l->rng = &n->rng;
     l->shapes_only = n->shapes_only;
-    l->device = -1;
+    l->device = s->device;
     l->n_bottom = s->n_bottom;
     l->n_top = s->n_top;
     l->name = strdup(s->name);
@@ -466,7 +684,6 @@ static cnn_status make_layer(cnn_net *n, const layer_spec *s, cnn_layer **out)
             return cnn_layer_error(l, CNN_ERR_CONFIG, "propagate_down needs one value per "
                                                       "bottom");
         for (int b = 0; b < n_pd; b++) l->propagate_down[b] = pd[b] != 0;
-        CNN_TRY(cnn_cfg_int(s->cfg, "device", -1, &l->device));
         int phase = 0;
         CNN_TRY(cnn_cfg_enum(s->cfg, "phase", phase_names, 0, &phase));
         for (int i = 0; i < cnn_cfg_count(s->cfg, "include"); i++)
@@ -553,17 +770,26 @@ static cnn_status collect_param_info(cnn_net *n)
     for (int li = 0; li < n->n_layers; li++) {
         cnn_layer *l = n->layers[li];
         for (int p = 0; p < l->n_param; p++) {
-            bool seen = false;
-            for (int i = 0; i < n->n_info; i++) seen |= n->info[i].tensor == l->param[p];
+            const cnn_param_info *seen = NULL;
+            for (int i = 0; i < n->n_info; i++)
+                if (n->info[i].tensor == l->param[p]) seen = &n->info[i];
+            if (seen && seen->device != l->device)
+                return cnn_layer_error(l, CNN_ERR_CONFIG,
+                                       "parameter %d is shared with layer '%s' on device %d, "
+                                       "but this layer runs on device %d; shared parameters "
+                                       "must be on one device",
+                                       p, seen->layer, seen->device, l->device);
             if (seen) continue;
             cnn_param_info *a = realloc(n->info, (size_t)(n->n_info + 1) * sizeof *a);
             if (!a) return oom();
             n->info = a;
+            l->param[p]->device = l->device;
             a[n->n_info++] = (cnn_param_info){.tensor = l->param[p],
                                               .layer = l->name,
                                               .index = p,
                                               .lr_mult = l->spec[p].lr_mult,
-                                              .decay_mult = l->spec[p].decay_mult};
+                                              .decay_mult = l->spec[p].decay_mult,
+                                              .device = l->device};
         }
     }
     return CNN_OK;
@@ -627,6 +853,78 @@ static cnn_status find_inputs_outputs(cnn_net *n)
     }
 fail:
     return st;
+}
+
+/* ---- per-device schedules ------------------------------------------------ */
+
+static bool shares(cnn_tensor *const *a, int na, cnn_tensor *const *b, int nb)
+{
+    for (int i = 0; i < na; i++)
+        if (in_list(b, nb, a[i])) return true;
+    return false;
+}
+
+/* Must layers a and b keep their net order? Forward: one writes (a top) what
+ * the other reads or writes. Backward: they touch a common tensor at all,
+ * since gradients are written into bottoms and read from tops. */
+static bool ordered(const cnn_layer *a, const cnn_layer *b, bool backward)
+{
+    if (shares(a->top, a->n_top, b->top, b->n_top) ||
+        shares(a->top, a->n_top, b->bottom, b->n_bottom) ||
+        shares(b->top, b->n_top, a->bottom, a->n_bottom))
+        return true;
+    return backward && shares(a->bottom, a->n_bottom, b->bottom, b->n_bottom);
+}
+
+/* Records, for every pair of layers on different devices that must keep
+ * their order, how far the other device must have got: forward steps count
+ * from the first layer, backward steps from the last. */
+static void plan_waits(cnn_net *n, const int *pos)
+{
+    int nd = n->n_devices;
+    for (int i = 0; i < n->n_layers; i++) {
+        const cnn_layer *a = n->layers[i];
+        for (int j = 0; j < n->n_layers; j++) {
+            const cnn_layer *b = n->layers[j];
+            int d = b->device, count = n->sched_start[d + 1] - n->sched_start[d];
+            if (d == a->device) continue;
+            int *fw = &n->fwd_wait[(size_t)i * nd + d], *bw = &n->bwd_wait[(size_t)i * nd + d];
+            if (j < i && pos[j] + 1 > *fw && ordered(a, b, false)) *fw = pos[j] + 1;
+            if (j > i && count - pos[j] > *bw && ordered(a, b, true)) *bw = count - pos[j];
+        }
+    }
+}
+
+/* Groups the layers by device (net order within each), works out the
+ * waits between devices, and gives layers on devices >= 1 their own
+ * generator (dropout), so that devices running at once never share one. */
+static cnn_status plan_devices(cnn_net *n, uint64_t seed)
+{
+    int nd = n->n_devices, nl = n->n_layers, k = 0;
+    int *pos = calloc((size_t)nl + 1, sizeof *pos);
+    n->sched = calloc((size_t)nl + 1, sizeof *n->sched);
+    n->fwd_wait = calloc((size_t)nl * nd + 1, sizeof *n->fwd_wait);
+    n->bwd_wait = calloc((size_t)nl * nd + 1, sizeof *n->bwd_wait);
+    if (!pos || !n->sched || !n->fwd_wait || !n->bwd_wait) {
+        free(pos);
+        return oom();
+    }
+    for (int d = 0; d < nd; d++) {
+        n->sched_start[d] = k;
+        for (int i = 0; i < nl; i++)
+            if (n->layers[i]->device == d) {
+                pos[i] = k - n->sched_start[d];
+                n->sched[k++] = i;
+            }
+    }
+    n->sched_start[nd] = k;
+    plan_waits(n, pos);
+    free(pos);
+    for (int d = 1; d < nd; d++)
+        cnn_rng_seed(&n->dev_rng[d], seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)d));
+    for (int i = 0; i < nl; i++)
+        if (n->layers[i]->device > 0) n->layers[i]->rng = &n->dev_rng[n->layers[i]->device];
+    return CNN_OK;
 }
 
 /* ---- the input: header (old-style net inputs) ----------------------------- */
@@ -727,6 +1025,7 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
             goto fail;
         }
     }
+    CNN_TRY(place_layers(&specs, &n_specs, inputs, n_inputs, o, &n->n_devices));
     CNN_TRY(insert_splits(&specs, &n_specs, inputs, n_inputs));
     for (int i = 0; i < n_specs; i++) {
         cnn_layer *l = NULL;
@@ -739,6 +1038,7 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     CNN_TRY(collect_param_info(n));
     CNN_TRY(plan_backward(n));
     CNN_TRY(find_inputs_outputs(n));
+    CNN_TRY(plan_devices(n, o->seed));
     for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
     free(specs);
     free_strs(inputs, n_inputs);
@@ -785,9 +1085,125 @@ void cnn_net_free(cnn_net *n)
     free(n->info);
     free(n->inputs);
     free(n->outputs);
+    free(n->sched);
+    free(n->fwd_wait);
+    free(n->bwd_wait);
     free(n->name);
     free(n->file);
     free(n);
+}
+
+/* ---- running on several devices ------------------------------------------ */
+
+/* One forward or backward pass shared by the device threads. */
+typedef struct run_ctx {
+    cnn_net *n;
+    bool backward;
+    int threads; /* OpenMP threads per device */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done[CNN_MAX_DEVICES]; /* schedule steps finished per device */
+    bool failed;
+    cnn_status st; /* the first failure and its message */
+    char msg[1024];
+} run_ctx;
+
+typedef struct run_arg {
+    run_ctx *ctx;
+    int device;
+} run_arg;
+
+static cnn_status run_layer(cnn_layer *l, bool backward)
+{
+    if (!backward) return l->type->forward(l);
+    return l->need_backward ? l->type->backward(l) : CNN_OK;
+}
+
+/* Waits until every device has done `need[d]` steps; false when a device
+ * failed meanwhile. */
+static bool wait_for(run_ctx *c, const int *need)
+{
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        bool ready = true;
+        for (int d = 0; d < c->n->n_devices; d++) ready &= c->done[d] >= need[d];
+        if (ready || c->failed) break;
+        pthread_cond_wait(&c->cv, &c->mu);
+    }
+    bool ok = !c->failed;
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+/* Counts a finished step of `device`, or records its failure (this
+ * thread's error message) and wakes everyone so they stop. */
+static void step_done(run_ctx *c, int device, cnn_status st)
+{
+    pthread_mutex_lock(&c->mu);
+    if (st == CNN_OK) {
+        c->done[device]++;
+    } else if (!c->failed) {
+        c->failed = true;
+        c->st = st;
+        snprintf(c->msg, sizeof c->msg, "%s", cnn_error_message());
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A device thread: its layers in order (reversed for backward). */
+static void *run_device(void *arg)
+{
+    const run_arg *a = arg;
+    run_ctx *c = a->ctx;
+    const cnn_net *n = c->n;
+    int first = n->sched_start[a->device], count = n->sched_start[a->device + 1] - first;
+    omp_set_num_threads(c->threads);
+    for (int k = 0; k < count; k++) {
+        int li = n->sched[first + (c->backward ? count - 1 - k : k)];
+        const int *need = (c->backward ? n->bwd_wait : n->fwd_wait) + (size_t)li * n->n_devices;
+        if (!wait_for(c, need)) break;
+        cnn_status st = run_layer(n->layers[li], c->backward);
+        step_done(c, a->device, st);
+        if (st != CNN_OK) break;
+    }
+    return NULL;
+}
+
+/* Runs every layer forward or backward: in net order on one device; else
+ * one thread per device (device 0 on the caller's), each with its share of
+ * the OpenMP threads. */
+static cnn_status run_layers(cnn_net *n, bool backward)
+{
+    cnn_status st = CNN_OK;
+    int nd = n->n_devices, nl = n->n_layers;
+    if (nd <= 1) {
+        for (int k = 0; k < nl; k++)
+            CNN_TRY(run_layer(n->layers[backward ? nl - 1 - k : k], backward));
+        return CNN_OK;
+    }
+    int saved = omp_get_max_threads();
+    run_ctx c = {.n = n, .backward = backward, .threads = saved > nd ? saved / nd : 1};
+    run_arg args[CNN_MAX_DEVICES];
+    pthread_t th[CNN_MAX_DEVICES];
+    bool started[CNN_MAX_DEVICES] = {false};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    for (int d = 0; d < nd; d++) args[d] = (run_arg){.ctx = &c, .device = d};
+    for (int d = 1; d < nd; d++) {
+        started[d] = pthread_create(&th[d], NULL, run_device, &args[d]) == 0;
+        if (!started[d])
+            step_done(&c, d, CNN_ERROR(CNN_ERR_MEMORY, "cannot start device %d's thread", d));
+    }
+    run_device(&args[0]);
+    for (int d = 1; d < nd; d++)
+        if (started[d]) pthread_join(th[d], NULL);
+    omp_set_num_threads(saved);
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.mu);
+    if (c.failed) return CNN_ERROR(c.st, "%s", c.msg);
+fail:
+    return st;
 }
 
 /* ---- running -------------------------------------------------------------- */
@@ -843,9 +1259,10 @@ cnn_status cnn_net_forward(cnn_net *n, float *loss)
 {
     cnn_status st = CNN_OK;
     double total = 0;
+    for (int d = 1; d < n->n_devices; d++) cnn_rng_seed(&n->dev_rng[d], cnn_rng_next(&n->rng));
+    CNN_TRY(run_layers(n, false));
     for (int i = 0; i < n->n_layers; i++) {
-        cnn_layer *l = n->layers[i];
-        CNN_TRY(l->type->forward(l));
+        const cnn_layer *l = n->layers[i];
         for (int t = 0; t < l->n_top; t++) {
             if (l->loss_weight[t] == 0) continue;
             double s = 0;
@@ -870,8 +1287,7 @@ cnn_status cnn_net_backward(cnn_net *n)
                 for (size_t k = 0; k < l->top[t]->count; k++)
                     l->top[t]->grad[k] = l->loss_weight[t];
     }
-    for (int i = n->n_layers - 1; i >= 0; i--)
-        if (n->layers[i]->need_backward) CNN_TRY(n->layers[i]->type->backward(n->layers[i]));
+    CNN_TRY(run_layers(n, true));
 fail:
     return st;
 }
@@ -891,6 +1307,8 @@ cnn_rng *cnn_net_rng(cnn_net *n) { return &n->rng; }
 int cnn_net_num_params(const cnn_net *n) { return n->n_info; }
 const cnn_param_info *cnn_net_param_info(const cnn_net *n, int i) { return &n->info[i]; }
 int cnn_net_num_layers(const cnn_net *n) { return n->n_layers; }
+int cnn_net_num_devices(const cnn_net *n) { return n->n_devices; }
+int cnn_net_layer_device(const cnn_net *n, int i) { return n->layers[i]->device; }
 cnn_layer *cnn_net_layer(const cnn_net *n, int i) { return n->layers[i]; }
 const char *cnn_net_layer_name(const cnn_net *n, int i) { return n->layers[i]->name; }
 const char *cnn_net_layer_type(const cnn_net *n, int i) { return n->layers[i]->type->name; }

@@ -8,7 +8,7 @@
     X(Input) X(Convolution) X(InnerProduct) X(Pooling) X(LRN) X(ReLU) X(PReLU)           \
     X(Sigmoid) X(TanH) X(ELU) X(BatchNorm) X(Scale) X(Dropout) X(Softmax)               \
     X(SoftmaxWithLoss) X(Accuracy) X(Concat) X(Eltwise) X(Flatten) X(Reshape) X(Split)  \
-    X(Silence) X(EuclideanLoss) X(SigmoidCrossEntropyLoss) X(Data) X(ImageData)
+    X(Silence) X(EuclideanLoss) X(SigmoidCrossEntropyLoss) X(Data) X(ImageData) X(Copy)
 
 #define DECLARE(name) extern const cnn_layer_type cnn_layer_##name;
 LAYER_TYPES(DECLARE)

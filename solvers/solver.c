@@ -315,9 +315,27 @@ static bool is_model(cnn_cfg *root)
            cnn_cfg_count(root, "solver");
 }
 
+/* Groups the parameters by their device (the GPU path keeps each group's
+ * history and update on that device). */
+static cnn_status group_params(cnn_solver *s)
+{
+    s->n_devices = cnn_net_num_devices(s->net);
+    for (int d = 0; d < s->n_devices; d++) {
+        s->dev_param[d] = calloc((size_t)s->n_params + 1, sizeof(int));
+        if (!s->dev_param[d]) return CNN_ERROR(CNN_ERR_MEMORY, "out of memory");
+    }
+    for (int p = 0; p < s->n_params; p++) {
+        int d = cnn_net_param_info(s->net, p)->device;
+        s->dev_param[d][s->dev_n[d]++] = p;
+    }
+    return CNN_OK;
+}
+
 cnn_status cnn_solver_alloc_history(cnn_solver *s)
 {
     s->n_params = cnn_net_num_params(s->net);
+    cnn_status st = group_params(s);
+    if (st != CNN_OK) return st;
     int slots = cnn_solver_history_slots(s->cfg.update.type);
     for (int k = 0; k < slots; k++) {
         s->hist[k] = calloc((size_t)s->n_params + 1, sizeof(float *));
@@ -357,6 +375,7 @@ static cnn_status build_net(cnn_solver *s, cnn_cfg *root, const char *file, cnn_
     o.phase = phase;
     o.seed = s->seed;
     o.level = phase == CNN_TRAIN ? s->cfg.train_level : s->cfg.test_level;
+    o.devices = s->devices;
     return cnn_net_from_cfg(root, file, &o, out);
 }
 
@@ -410,6 +429,7 @@ static cnn_status from_root(cnn_solver *s, cnn_cfg *root, const char *path,
     }
     if (!s->cfg.snapshot_prefix[0]) default_prefix(path, s->cfg.snapshot_prefix);
     s->seed = s->cfg.random_seed >= 0 ? (uint64_t)s->cfg.random_seed : clock_seed();
+    s->devices = o ? o->devices : 0;
     CNN_TRY(build_net(s, train_root, train_file, CNN_TRAIN, &s->net));
     if (s->cfg.test_iter > 0 && s->cfg.test_interval > 0)
         CNN_TRY(build_net(s, test_root, test_file, CNN_TEST, &s->test_net));
@@ -473,6 +493,7 @@ void cnn_solver_free(cnn_solver *s)
         free(s->hist[k]);
     }
     for (int k = 0; k < 3; k++) cnn_cfg_free(s->roots[k]);
+    for (int d = 0; d < CNN_MAX_DEVICES; d++) free(s->dev_param[d]);
     free(s->losses);
     free(s->test_sum);
     free(s);
@@ -487,6 +508,7 @@ uint64_t cnn_solver_seed(const cnn_solver *s) { return s->seed; }
 int cnn_solver_iter(const cnn_solver *s) { return s->iter; }
 double cnn_solver_lr(const cnn_solver *s) { return s->lr; }
 bool cnn_solver_stopped(const cnn_solver *s) { return s->stopped; }
+int cnn_solver_num_devices(const cnn_solver *s) { return s->n_devices; }
 
 int cnn_solver_batch_size(const cnn_solver *s)
 {
@@ -541,26 +563,31 @@ static void clip_gradients(cnn_solver *s)
     }
 }
 
-/* Caffe's SGDSolver::ApplyUpdate: clip, normalise, regularise, update. */
-static void apply_update(cnn_solver *s)
+/* Normalise, regularise and update parameter p (with its history). */
+static void update_param(cnn_solver *s, int p, float rate)
 {
     const cnn_solver_config *c = &s->cfg;
-    float rate = (float)s->lr;
-    clip_gradients(s);
-    for (int p = 0; p < s->n_params; p++) {
-        const cnn_param_info *pi = cnn_net_param_info(s->net, p);
-        if (pi->lr_mult == 0.f) continue;
-        cnn_tensor *t = pi->tensor;
-        if (c->iter_size > 1) {
-            float inv = 1.f / (float)c->iter_size;
-            for (size_t i = 0; i < t->count; i++) t->grad[i] *= inv;
-        }
-        float decay = c->weight_decay * pi->decay_mult;
-        if (c->update.type != CNN_SOLVER_ADAMW)
-            cnn_solver_regularize(c->update.reg, decay, t->count, t->data, t->grad);
-        cnn_solver_update(&c->update, t->count, rate * pi->lr_mult, decay, s->iter, t->data,
-                          t->grad, s->hist[0][p], s->hist[1] ? s->hist[1][p] : NULL);
+    const cnn_param_info *pi = cnn_net_param_info(s->net, p);
+    if (pi->lr_mult == 0.f) return;
+    cnn_tensor *t = pi->tensor;
+    if (c->iter_size > 1) {
+        float inv = 1.f / (float)c->iter_size;
+        for (size_t i = 0; i < t->count; i++) t->grad[i] *= inv;
     }
+    float decay = c->weight_decay * pi->decay_mult;
+    if (c->update.type != CNN_SOLVER_ADAMW)
+        cnn_solver_regularize(c->update.reg, decay, t->count, t->data, t->grad);
+    cnn_solver_update(&c->update, t->count, rate * pi->lr_mult, decay, s->iter, t->data,
+                      t->grad, s->hist[0][p], s->hist[1] ? s->hist[1][p] : NULL);
+}
+
+/* Caffe's SGDSolver::ApplyUpdate: clip, normalise, regularise, update;
+ * device by device, each parameter where it lives. */
+static void apply_update(cnn_solver *s)
+{
+    clip_gradients(s);
+    for (int d = 0; d < s->n_devices; d++)
+        for (int k = 0; k < s->dev_n[d]; k++) update_param(s, s->dev_param[d][k], (float)s->lr);
 }
 
 cnn_status cnn_solver_step(cnn_solver *s, float *loss)

@@ -130,6 +130,8 @@ typedef struct cnn_solver cnn_solver;
 typedef struct cnn_solver_opts {
     int max_iter;                /* > 0: replaces max_iter */
     const char *snapshot_prefix; /* non-NULL: replaces snapshot_prefix */
+    int devices;                 /* logical devices of the nets (cnn_net_opts.devices):
+                                    0 as the model asks, else layers' device < devices */
 } cnn_solver_opts;
 
 /* Builds the solver from a model file with a `solver` block or a solver file
@@ -150,6 +152,8 @@ cnn_net *cnn_solver_test_net(const cnn_solver *s);
 uint64_t cnn_solver_seed(const cnn_solver *s);
 /* Iterations done so far (the next step is iteration number iter). */
 int cnn_solver_iter(const cnn_solver *s);
+/* Logical devices of the train net. */
+int cnn_solver_num_devices(const cnn_solver *s);
 /* Images per forward pass (the batch dimension of the first layer's first top). */
 int cnn_solver_batch_size(const cnn_solver *s);
 /* Learning rate of the current iteration. */

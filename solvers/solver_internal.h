@@ -16,6 +16,12 @@ struct cnn_solver {
     uint64_t batches;                /* training batches consumed (iter * iter_size) */
     int n_params;
     float **hist[2];                 /* [slot][param]: history, shaped like the param */
+    int devices;                     /* cnn_solver_opts.devices for both nets */
+    /* Parameters (indices into the net's param info) grouped by the logical
+     * device they and their history live on; updates go device by device. */
+    int n_devices;
+    int dev_n[CNN_MAX_DEVICES];
+    int *dev_param[CNN_MAX_DEVICES];
     double *losses;                  /* (average_loss) ring of recent losses */
     int n_losses;
     double lr;                       /* rate of the last (or next) iteration */

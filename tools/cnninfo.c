@@ -1,5 +1,7 @@
-/* cnninfo — prints a model's layers with their output shapes, parameter
- * counts and forward FLOPs, then totals: how a user checks a model file. */
+/* cnninfo — prints a model's layers with their logical device, output
+ * shapes, parameter counts and forward FLOPs, then totals: how a user checks
+ * a model file (including the Split and Copy layers the net inserts). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +10,11 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: cnninfo MODEL [--phase TRAIN|TEST]\n"
-                    "Prints each layer's top shapes, parameters and forward FLOPs.\n");
+    fprintf(stderr, "usage: cnninfo MODEL [--phase TRAIN|TEST] [--devices N]\n"
+                    "Prints each layer's device, top shapes, parameters and forward FLOPs.\n"
+                    "  --devices N   logical devices of the run (default: as many as the\n"
+                    "                model's device: fields name); a layer's device must\n"
+                    "                be below N\n");
 }
 
 static const char *human(double v, char *buf, size_t n)
@@ -37,8 +42,8 @@ static void print_net(const cnn_net *n)
     char shapes[256], a[32], b[32];
     double flops = 0, act_bytes = 0;
     size_t params = 0;
-    printf("%-24s %-22s %-34s %12s %12s\n", "layer", "type", "top shapes", "params",
-           "FLOPs");
+    printf("%-24s %-22s %3s %-34s %12s %12s\n", "layer", "type", "dev", "top shapes",
+           "params", "FLOPs");
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
         size_t at = 0;
         shapes[0] = 0;
@@ -55,9 +60,9 @@ static void print_net(const cnn_net *n)
         }
         size_t pc = layer_param_count(n, i);
         double f = cnn_net_layer_flops(n, i);
-        printf("%-24s %-22s %-34s %12s %12s\n", cnn_net_layer_name(n, i),
-               cnn_net_layer_type(n, i), shapes, pc ? human((double)pc, a, sizeof a) : "-",
-               f > 0 ? human(f, b, sizeof b) : "-");
+        printf("%-24s %-22s %3d %-34s %12s %12s\n", cnn_net_layer_name(n, i),
+               cnn_net_layer_type(n, i), cnn_net_layer_device(n, i), shapes,
+               pc ? human((double)pc, a, sizeof a) : "-", f > 0 ? human(f, b, sizeof b) : "-");
         params += pc;
         flops += f;
     }
@@ -84,6 +89,16 @@ int main(int argc, char **argv)
                 fprintf(stderr, "cnninfo: --phase must be TRAIN or TEST, not '%s'\n", p);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--devices") && i + 1 < argc) {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(argv[++i], &end, 10);
+            if (errno || end == argv[i] || *end || v < 1 || v > CNN_MAX_DEVICES) {
+                fprintf(stderr, "cnninfo: --devices needs a number from 1 to %d, not '%s'\n",
+                        CNN_MAX_DEVICES, argv[i]);
+                return 2;
+            }
+            o.devices = (int)v;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage();
             return 0;
@@ -103,8 +118,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "cnninfo: %s\n", cnn_error_message());
         return 1;
     }
-    printf("net '%s' from %s, phase %s\n\n", cnn_net_name(net), model,
-           o.phase == CNN_TRAIN ? "TRAIN" : "TEST");
+    int nd = cnn_net_num_devices(net);
+    printf("net '%s' from %s, phase %s, %d logical device%s\n\n", cnn_net_name(net), model,
+           o.phase == CNN_TRAIN ? "TRAIN" : "TEST", nd, nd == 1 ? "" : "s");
     print_net(net);
     cnn_net_free(net);
     return 0;

@@ -29,7 +29,12 @@ static void usage(FILE *f)
             "Trains the net of a model file with a solver { } block, or of a Caffe\n"
             "solver.prototxt naming it with net: \"path\".\n"
             "  --cpu                 train on the CPU (the default)\n"
+            "  --devices N           with --cpu: N logical CPU devices, each running the\n"
+            "                        layers whose device: field names it on a thread of\n"
+            "                        its own (default 1; device: K needs N > K)\n"
             "  --gpu N               train on CUDA device N\n"
+            "  --gpus L              logical devices on CUDA devices L (\"0,1\": two GPUs,\n"
+            "                        \"0,0\": two logical devices on GPU 0)\n"
             "  --iterations N        train for N iterations (replaces max_iter)\n"
             "  --weights F[,F...]    initial weights (.safetensors or .caffemodel) copied by\n"
             "                        layer name; new or reshaped layers keep their fillers\n"
@@ -216,6 +221,37 @@ static int fail(const char *msg)
     return 1;
 }
 
+/* Parses a --gpus list ("0,1") into ids; false when malformed. */
+static bool parse_gpus(const char *s, int *ids, int *n)
+{
+    *n = 0;
+    for (const char *p = s;; p++) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 0 || v > 1000000 || *n == CNN_MAX_DEVICES) return false;
+        ids[(*n)++] = (int)v;
+        p = end;
+        if (*p == '\0') return true;
+        if (*p != ',') return false;
+    }
+}
+
+/* Checks every device of a --gpus list, then refuses until the GPU path
+ * exists. */
+static int check_gpus(const char *list, const int *ids, int n)
+{
+    char buf[256];
+    for (int i = 0; i < n; i++)
+        if (cnn_cuda_describe(ids[i], buf, sizeof buf) != CNN_OK) {
+            fprintf(stderr, "cnntrain: --gpus %s: %s\n", list, cnn_error_message());
+            return 1;
+        }
+    fprintf(stderr, "cnntrain: --gpus %s: training on the GPU is not supported yet; use --cpu "
+                    "--devices %d\n", list, n);
+    return 1;
+}
+
 /* Refuses --gpu until the GPU path exists, with the reason. */
 static int check_gpu(int dev)
 {
@@ -245,8 +281,11 @@ static void print_summary(const cnn_solver *s, const char *model)
     size_t params = 0;
     for (int i = 0; i < cnn_net_num_params(n); i++)
         params += cnn_net_param_info(n, i)->tensor->count;
-    printf("cnntrain: device CPU; net '%s' from %s: %d layers, %zu parameters, batch %d",
-           cnn_net_name(n), model, cnn_net_num_layers(n), params, cnn_solver_batch_size(s));
+    int nd = cnn_solver_num_devices(s);
+    printf("cnntrain: device CPU");
+    if (nd > 1) printf(" (%d logical devices, one thread each)", nd);
+    printf("; net '%s' from %s: %d layers, %zu parameters, batch %d", cnn_net_name(n), model,
+           cnn_net_num_layers(n), params, cnn_solver_batch_size(s));
     if (c->iter_size > 1) printf(" x iter_size %d", c->iter_size);
     printf("; solver %s, lr_policy %s, base_lr %g, max_iter %d, seed %llu\n",
            cnn_solver_type_names[c->update.type], cnn_lr_policy_names[c->lr.policy],
@@ -261,7 +300,8 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *weights = NULL, *resume = NULL, *log_path = NULL;
     cnn_solver_opts o = {0};
-    int gpu = -1;
+    int gpu = -1, gpus[CNN_MAX_DEVICES], n_gpus = 0, devices = 0;
+    const char *gpu_list = NULL;
     bool quiet = false, strict_weights = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -271,6 +311,20 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--cpu")) {
             gpu = -1;
+            gpu_list = NULL;
+        } else if (!strcmp(a, "--devices") && has_val) {
+            if (!parse_int(argv[++i], 1, &devices) || devices > CNN_MAX_DEVICES) {
+                fprintf(stderr, "cnntrain: --devices needs a number from 1 to %d\n",
+                        CNN_MAX_DEVICES);
+                return 2;
+            }
+        } else if (!strcmp(a, "--gpus") && has_val) {
+            gpu_list = argv[++i];
+            if (!parse_gpus(gpu_list, gpus, &n_gpus)) {
+                fprintf(stderr, "cnntrain: --gpus needs a list of CUDA device numbers such "
+                                "as 0,1 (at most %d), not '%s'\n", CNN_MAX_DEVICES, gpu_list);
+                return 2;
+            }
         } else if (!strcmp(a, "--strict-weights")) {
             strict_weights = true;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -304,7 +358,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (devices && (gpu_list || gpu >= 0)) {
+        fprintf(stderr, "cnntrain: --devices is for the CPU; with GPUs the --gpus list gives "
+                        "the logical devices\n");
+        return 2;
+    }
+    if (gpu_list && gpu >= 0) {
+        fprintf(stderr, "cnntrain: give --gpu or --gpus, not both\n");
+        return 2;
+    }
+    if (gpu_list) return check_gpus(gpu_list, gpus, n_gpus);
     if (gpu >= 0) return check_gpu(gpu);
+    o.devices = devices ? devices : 1;
     if (strict_weights && !weights) {
         fprintf(stderr, "cnntrain: --strict-weights needs --weights\n");
         return 2;
