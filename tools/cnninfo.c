@@ -40,8 +40,8 @@ static size_t layer_param_count(const cnn_net *n, int i)
 static void print_net(const cnn_net *n)
 {
     char shapes[256], a[32], b[32];
-    double flops = 0, act_bytes = 0;
-    size_t params = 0;
+    double flops = 0, act_bytes = 0, dev_flops[CNN_MAX_DEVICES] = {0};
+    size_t params = 0, dev_params[CNN_MAX_DEVICES] = {0};
     printf("%-24s %-22s %3s %-34s %12s %12s\n", "layer", "type", "dev", "top shapes",
            "params", "FLOPs");
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
@@ -65,11 +65,16 @@ static void print_net(const cnn_net *n)
                pc ? human((double)pc, a, sizeof a) : "-", f > 0 ? human(f, b, sizeof b) : "-");
         params += pc;
         flops += f;
+        dev_params[cnn_net_layer_device(n, i)] += pc;
+        dev_flops[cnn_net_layer_device(n, i)] += f;
     }
     printf("\ntotal: %zu parameters (%s), %s FLOPs forward, activations %.1f MiB "
            "(x2 with gradients when training)\n",
            params, human((double)params, a, sizeof a), human(flops, b, sizeof b),
            act_bytes / 1048576.0);
+    for (int d = 0; d < cnn_net_num_devices(n) && cnn_net_num_devices(n) > 1; d++)
+        printf("device %d: %zu parameters (%s), %s FLOPs forward\n", d, dev_params[d],
+               human((double)dev_params[d], a, sizeof a), human(dev_flops[d], b, sizeof b));
 }
 
 int main(int argc, char **argv)
