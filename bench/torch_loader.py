@@ -5,7 +5,7 @@ PIL decoding, the shorter side resized to 256 (bilinear), a random 227 crop,
 a random horizontal flip, AlexNet PCA lighting (std 0.1, the same ImageNet
 eigenvalues and eigenvectors), mean subtraction, batches of 64 from
 num_workers worker processes (torchvision is not installed; these are the
-same steps written with PIL, numpy and torch). One warm-up batch, then
+same steps written with PIL, numpy and torch). WARMUP batches, then
 BATCHES timed batches. Prints one line: images_per_s cpu_ms_per_image
 (CPU time of this process and its workers, read from /proc, per image).
 
@@ -24,6 +24,7 @@ EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
                        [-0.5808, -0.0045, -0.8140],
                        [-0.5836, -0.6948, 0.4203]])
+WARMUP = 6  # batches before timing, as loader_bench.c
 MEAN = torch.tensor([123.0, 117.0, 104.0]).view(3, 1, 1)
 
 
@@ -79,7 +80,8 @@ def main():
                                          num_workers=workers, worker_init_fn=worker_init,
                                          drop_last=True, persistent_workers=workers > 0)
     done, it = 0, iter(loader)
-    next(it)
+    for _ in range(WARMUP):
+        next(it)
     pids = [os.getpid()] + [w.pid for w in getattr(it, "_workers", [])]
     c0, w0 = cpu_seconds(pids), time.monotonic()
     while done < batches:

@@ -214,13 +214,10 @@ static cnn_status decode_jpeg(const uint8_t *buf, size_t size, const char *name,
     bool inverted = cinfo.saw_Adobe_marker;
     while (cinfo.output_scanline < h) {
         size_t y = cinfo.output_scanline;
-        JSAMPROW r = row;
-        jpeg_read_scanlines(&cinfo, &r, 1);
         uint8_t *dst = pixels + y * w * (size_t)(cmyk ? 3 : nc);
-        if (!cmyk) {
-            memcpy(dst, row, w * (size_t)nc);
-            continue;
-        }
+        JSAMPROW r = cmyk ? row : dst; /* other colour spaces decode in place */
+        jpeg_read_scanlines(&cinfo, &r, 1);
+        if (!cmyk) continue;
         for (size_t x = 0; x < w; x++) {
             const uint8_t *s = row + 4 * x;
             unsigned k = inverted ? s[3] : 255u - s[3];
