@@ -72,8 +72,6 @@ solver { base_lr: 0.02 momentum: 0.9 weight_decay: 0.0005 lr_policy: "fixed"
 EOF
 }
 
-# The lists are named "*mnist*" so that cnninfo (shapes only) knows the
-# image shape without images; the error checks fail before data is read.
 data=/usr/share/datasets/fashion-mnist
 have_data=0
 if [ -f "$data/t10k-images-idx3-ubyte.gz" ]; then
@@ -88,7 +86,12 @@ if [ -f "$data/t10k-images-idx3-ubyte.gz" ]; then
     fi
 else
     echo "SKIP: training checks ($data not found)"
-    echo "$T/missing.png 0" > "$T/fmnist_train.txt"
+    # One black 28x28 image (IDX written by hand) for the shape checks.
+    printf '\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x1c\x00\x00\x00\x1c' > "$T/x.idx"
+    head -c 784 /dev/zero >> "$T/x.idx"
+    printf '\x00\x00\x08\x01\x00\x00\x00\x01\x00' > "$T/y.idx"
+    bin/cnnexport "$T/x.idx" "$T/y.idx" "$T/png" > /dev/null 2>&1 || bad "cnnexport of one image"
+    sed "s|^|$T/png/|" "$T/png/list.txt" > "$T/fmnist_train.txt"
     cp "$T/fmnist_train.txt" "$T/fmnist_test.txt"
 fi
 model 32 > "$T/towers.cfg"
