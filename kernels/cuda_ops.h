@@ -226,6 +226,9 @@ cnn_status cnn_cuda_bn_running(cnn_cuda_ctx *ctx, int c, bool use_global, float 
                                float *sum_mean, float *sum_var, float *weight);
 cnn_status cnn_cuda_bcast_scale(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
                                 const float *x, const float *s, const float *b, float *y);
+/* y[o, d, i] += b[d] over (outer, dim, inner): a bias added in place. */
+cnn_status cnn_cuda_add_bias(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner, const float *b,
+                             float *y);
 cnn_status cnn_cuda_bcast_scale_grad(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
                                      const float *x, const float *dy, bool accumulate,
                                      float *ds);

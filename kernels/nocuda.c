@@ -374,6 +374,12 @@ cnn_status cnn_cuda_bcast_scale(cnn_cuda_ctx *ctx, int outer, int dim, size_t in
     return no_cuda("cnn_cuda_bcast_scale");
 }
 
+cnn_status cnn_cuda_add_bias(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner, const float *b,
+                             float *y)
+{
+    return no_cuda("cnn_cuda_add_bias");
+}
+
 cnn_status cnn_cuda_bcast_scale_grad(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
                                      const float *x, const float *dy, bool accumulate, float *ds)
 {

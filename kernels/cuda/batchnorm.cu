@@ -114,6 +114,11 @@ __global__ void bcast_scale_kernel(size_t total, int dim, size_t inner, const fl
     }
 }
 
+__global__ void add_bias_kernel(size_t total, int dim, size_t inner, const float *b, float *y)
+{
+    CNN_GRID_STRIDE(i, total) y[i] += b[i / inner % dim];
+}
+
 __global__ void scale_grad_kernel(int outer, int dim, size_t inner, const float *x,
                                   const float *dy, bool accumulate, float *ds)
 {
@@ -172,6 +177,14 @@ extern "C" cnn_status cnn_cuda_bcast_scale(cnn_cuda_ctx *ctx, int outer, int dim
 {
     size_t t = (size_t)outer * dim * inner;
     if (t) CNN_LAUNCH(ctx, bcast_scale_kernel, cnn_blocks(t), t, dim, inner, x, s, b, y);
+    return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_add_bias(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
+                                        const float *b, float *y)
+{
+    size_t t = (size_t)outer * dim * inner;
+    if (t) CNN_LAUNCH(ctx, add_bias_kernel, cnn_blocks(t), t, dim, inner, b, y);
     return CNN_OK;
 }
 
