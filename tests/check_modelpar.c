@@ -201,8 +201,10 @@ START_TEST(test_placement_and_copies)
                                       "cat3_b", "conv3_b", "fc6_b", "fc7_b", NULL};
     static const char *const on0[] = {"data", "label", "norm1_a", "cat3_a", "fc6_a", "cat8",
                                       "fc8", "loss", NULL};
-    for (int i = 0; on1[i]; i++) ck_assert_int_eq(cnn_net_layer_device(n, find_layer(n, on1[i])), 1);
-    for (int i = 0; on0[i]; i++) ck_assert_int_eq(cnn_net_layer_device(n, find_layer(n, on0[i])), 0);
+    for (int i = 0; on1[i]; i++)
+        ck_assert_int_eq(cnn_net_layer_device(n, find_layer(n, on1[i])), 1);
+    for (int i = 0; on0[i]; i++)
+        ck_assert_int_eq(cnn_net_layer_device(n, find_layer(n, on0[i])), 0);
     /* One Copy per blob and destination, named <blob>_to_dev<K>, on K. */
     static const char *const copies[] = {"data_to_dev1", "conv2_a_to_dev1", "conv2_b_to_dev0",
                                          "pool3_a_to_dev1", "pool3_b_to_dev0", "fc6_a_to_dev1",
@@ -223,11 +225,13 @@ START_TEST(test_placement_and_copies)
         ck_assert_int_eq(cnn_net_layer_device(n, li), copies[i][strlen(copies[i]) - 1] - '0');
     }
     /* Every layer reads only tensors of its own device (copies excepted). */
-    for (int i = 0; i < cnn_net_num_layers(n); i++)
-        for (int b = 0; b < cnn_net_layer_num_bottoms(n, i) && strcmp(cnn_net_layer_type(n, i), "Copy"); b++)
+    for (int i = 0; i < cnn_net_num_layers(n); i++) {
+        if (!strcmp(cnn_net_layer_type(n, i), "Copy")) continue;
+        for (int b = 0; b < cnn_net_layer_num_bottoms(n, i); b++)
             ck_assert_msg(cnn_net_layer_bottom(n, i, b)->device == cnn_net_layer_device(n, i),
                           "layer '%s' reads '%s' across devices", cnn_net_layer_name(n, i),
                           cnn_net_layer_bottom(n, i, b)->name);
+    }
     /* Parameters live on their layer's device. */
     for (int p = 0; p < cnn_net_num_params(n); p++) {
         const cnn_param_info *pi = cnn_net_param_info(n, p);
@@ -268,7 +272,8 @@ START_TEST(test_copy_names)
         "force_backward: true\n"
         "layer { name: \"data\" type: \"Input\" top: \"data\" "
         "  input_param { shape { dim: 4 dim: 3 dim: 16 dim: 16 } } }\n"
-        "layer { name: \"label\" type: \"Input\" top: \"label\" input_param { shape { dim: 4 } } }\n"
+        "layer { name: \"label\" type: \"Input\" top: \"label\" "
+        "  input_param { shape { dim: 4 } } }\n"
         LAYER("x", "Convolution", B1("data"), CONV(2, 3, 1))
         "layer { name: \"t\" type: \"TanH\" bottom: \"x\" top: \"x\" }\n"
         LAYER("x_to_dev1", "Pooling", B1("x"), POOL(2, 2))
