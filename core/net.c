@@ -362,20 +362,20 @@ static cnn_status read_across(layer_spec *s, int b, placed_blob *pb, placement *
                                  "layer '%s' on device %d computes in place on '%s' from "
                                  "device %d; give it a top of its own",
                                  s->name, s->device, s->bottom[b], pb->device);
-    if (!pb->copy[s->device]) {
+    int dev = s->device;
+    const char *name = pb->copy[dev]; /* its own allocation: stays when pb moves */
+    if (!name) {
         layer_spec *copy = NULL;
-        CNN_TRY(make_copy(pb, s->device, p, specs, n_specs, &copy));
+        CNN_TRY(make_copy(pb, dev, p, specs, n_specs, &copy));
         if ((st = push_ptr((void ***)out, n_out, copy))) {
             spec_free(copy);
             return st;
         }
-        if (!(pb->copy[s->device] = strdup(copy->top[0]))) return oom();
-        int dev = s->device;
-        char *name = pb->copy[dev]; /* placed_set may move pb */
-        CNN_TRY(placed_set(p, name, dev));
-        pb = placed_find(p, s->bottom[b]);
+        if (!(pb->copy[dev] = strdup(copy->top[0]))) return oom();
+        name = pb->copy[dev];
+        CNN_TRY(placed_set(p, name, dev)); /* the copy's blob, on dev */
     }
-    char *renamed = strdup(pb->copy[s->device]);
+    char *renamed = strdup(name);
     if (!renamed) return oom();
     free(s->bottom[b]);
     s->bottom[b] = renamed;
