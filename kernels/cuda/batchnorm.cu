@@ -167,7 +167,7 @@ extern "C" cnn_status cnn_cuda_bn_running(cnn_cuda_ctx *ctx, int c, bool use_glo
     /* One block, so weight[0] is read before bn_weight_kernel changes it. */
     CNN_LAUNCH(ctx, bn_running_kernel, 1, c, use_global, fraction, corr, eps, mean, var,
                sum_mean, sum_var, weight);
-    if (!use_global) CNN_LAUNCH(ctx, bn_weight_kernel, 1, fraction, weight);
+    if (!use_global) CNN_LAUNCH_SCALAR(ctx, bn_weight_kernel, fraction, weight);
     return CNN_OK;
 }
 

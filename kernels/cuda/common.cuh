@@ -71,6 +71,13 @@ __device__ __forceinline__ double cnn_block_sum(double v)
         CNN_LAUNCHED(ctx, kernel);                                                       \
     } while (0)
 
+/* The same for a kernel that updates one scalar: a single thread. */
+#define CNN_LAUNCH_SCALAR(ctx, kernel, ...)                                               \
+    do {                                                                                 \
+        kernel<<<1, 1, 0, (ctx)->stream>>>(__VA_ARGS__);                                 \
+        CNN_LAUNCHED(ctx, kernel);                                                       \
+    } while (0)
+
 /* A whole-array deterministic sum: term(i) for i < n summed in double by
  * CNN_PARTIALS blocks, then by one block into *out as a float times scale. */
 cnn_status cnn_cuda_finish_sum(cnn_cuda_ctx *ctx, int parts, float scale, float *out);

@@ -166,10 +166,10 @@ static cnn_status find_bad(cnn_cuda_ctx *ctx, size_t cols, int c, const float *l
 {
     if (!bad) return CNN_OK;
     if (cols > INT_MAX) return CNN_ERROR(CNN_ERR_ARG, "%zu labels is too many", cols);
-    CNN_LAUNCH(ctx, int_set_kernel, 1, bad, INT_MAX);
+    CNN_LAUNCH_SCALAR(ctx, int_set_kernel, bad, INT_MAX);
     if (cols) CNN_LAUNCH(ctx, bad_labels_kernel, cnn_blocks(cols), cols, c, label, has_ignore,
                          ignore, bad);
-    CNN_LAUNCH(ctx, bad_finish_kernel, 1, bad);
+    CNN_LAUNCH_SCALAR(ctx, bad_finish_kernel, bad);
     return CNN_OK;
 }
 
@@ -368,7 +368,7 @@ extern "C" cnn_status cnn_cuda_euclidean_forward(cnn_cuda_ctx *ctx, size_t n, in
 {
     if (n) CNN_LAUNCH(ctx, sub_kernel, cnn_blocks(n), n, a, b, diff);
     CNN_TRY_CUDA(cnn_cuda_sum(ctx, n, sq_term{diff}, 1.f, out));
-    CNN_LAUNCH(ctx, euclid_finish_kernel, 1, num > 0 ? (float)num : 1.f, out);
+    CNN_LAUNCH_SCALAR(ctx, euclid_finish_kernel, num > 0 ? (float)num : 1.f, out);
     return CNN_OK;
 }
 
