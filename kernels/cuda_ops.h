@@ -134,7 +134,8 @@ cnn_status cnn_cuda_avepool_fwd(cnn_cuda_ctx *ctx, const cnn_k_pool_geom *g, con
                                 float *y);
 cnn_status cnn_cuda_avepool_bwd(cnn_cuda_ctx *ctx, const cnn_k_pool_geom *g, const float *dy,
                                 float *dx);
-/* scale (same shape as x) is kept for the backward pass; no workspace. */
+/* scale (same shape as x) is kept for the backward pass; no workspace.
+ * Unlike the point-wise ops, dx must not alias dy. */
 cnn_status cnn_cuda_lrn_fwd(cnn_cuda_ctx *ctx, const cnn_k_lrn_desc *d, const float *x,
                             float *scale, float *y);
 cnn_status cnn_cuda_lrn_bwd(cnn_cuda_ctx *ctx, const cnn_k_lrn_desc *d, const float *x,

@@ -92,8 +92,9 @@ __global__ void bn_running_kernel(int c, bool use_global, float fraction, float 
             mean[i] = sf * sum_mean[i];
             var[i] = sf * sum_var[i];
         } else {
-            sum_mean[i] = fraction * sum_mean[i] + mean[i];
-            sum_var[i] = fraction * sum_var[i] + corr * var[i];
+            /* Unfused, as the CPU rounds them: the sums persist in snapshots. */
+            sum_mean[i] = __fadd_rn(__fmul_rn(fraction, sum_mean[i]), mean[i]);
+            sum_var[i] = __fadd_rn(__fmul_rn(fraction, sum_var[i]), __fmul_rn(corr, var[i]));
         }
         var[i] = 1.f / sqrtf(var[i] + eps);
     }
@@ -101,7 +102,7 @@ __global__ void bn_running_kernel(int c, bool use_global, float fraction, float 
 
 __global__ void bn_weight_kernel(float fraction, float *weight)
 {
-    weight[0] = weight[0] * fraction + 1.f;
+    weight[0] = __fadd_rn(__fmul_rn(weight[0], fraction), 1.f);
 }
 
 __global__ void bcast_scale_kernel(size_t total, int dim, size_t inner, const float *x,
