@@ -16,6 +16,7 @@
 # lib/libcnn.a` and the tools, for benchmarks, when their libraries exist).
 # CUDA libraries come from the machine: the CUDA toolkit's lib64, or the
 # nvidia-* wheels beside PyTorch when cuDNN or cuBLAS is not found there.
+# SANITIZE=1 runs the suites under compute-sanitizer (memcheck; slower).
 # Logs go to build/gpu-logs/. Exit status: 0 when every suite and benchmark
 # passed (a suite's SKIP counts as a failure here: this script is for GPUs).
 set -u
@@ -88,7 +89,10 @@ for t in "${suites[@]}"; do
         status=1
         continue
     fi
-    CK_FORK=no timeout "$SUITE_LIMIT" "$t" >"$log" 2>&1
+    wrap=()
+    [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null &&
+        wrap=(compute-sanitizer --error-exitcode 1)
+    CK_FORK=no timeout "$SUITE_LIMIT" "${wrap[@]}" "$t" >"$log" 2>&1
     rc=$?
     secs=$((SECONDS - start))
     if grep -q SKIP "$log"; then
