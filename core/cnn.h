@@ -131,6 +131,14 @@ typedef struct cnn_net_opts {
      * beyond this is an error). 0: as many as the model names (1 + the
      * largest K). */
     int devices;
+    /* Where the logical devices run. gpus == 0: all on the CPU. Otherwise
+     * logical device k runs on physical GPU gpu[k] (k < gpus; with fewer
+     * entries than logical devices the last one repeats, so one entry puts
+     * every logical device on one GPU, each with its own stream). */
+    int gpus;
+    int gpu[CNN_MAX_DEVICES];
+    size_t workspace_bytes; /* cuDNN workspace budget per device; 0: default */
+    bool deterministic;     /* deterministic cuDNN algorithms only */
 } cnn_net_opts;
 
 /* Default options: TRAIN phase, seed 1, devices 0 (as the model asks). */
@@ -152,6 +160,16 @@ cnn_status cnn_net_reshape(cnn_net *n);
 cnn_status cnn_net_forward(cnn_net *n, float *loss);
 /* Runs every layer backward, accumulating parameter gradients. */
 cnn_status cnn_net_backward(cnn_net *n);
+/* Whether the net runs on GPUs (opts.gpus > 0). */
+bool cnn_net_on_gpu(const cnn_net *n);
+/* Makes every parameter and every blob current on the host (downloads what
+ * the GPU changed and waits); call before reading tensors' data or grad
+ * from the host. No-op on the CPU. */
+cnn_status cnn_net_sync_host(cnn_net *n);
+/* Says host code has written parameters' data (weights loaded, copied,
+ * re-initialised): the device copies are refreshed before their next use.
+ * No-op on the CPU. */
+void cnn_net_params_changed(cnn_net *n);
 /* Sets every parameter gradient to zero. */
 void cnn_net_zero_param_grads(cnn_net *n);
 

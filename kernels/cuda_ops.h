@@ -72,6 +72,29 @@ cnn_status cnn_cuda_upload(cnn_cuda_ctx *ctx, void *dev, const void *host, size_
 cnn_status cnn_cuda_download(cnn_cuda_ctx *ctx, void *host, const void *dev, size_t bytes);
 cnn_status cnn_cuda_copy_bytes(cnn_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 
+/* ---- events and copies between contexts (kernels/cuda/context.cu) ------- */
+
+typedef struct cnn_cuda_event cnn_cuda_event;
+
+/* An event on ctx's device; `timing` enables cnn_cuda_event_elapsed. */
+cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing, cnn_cuda_event **out);
+void cnn_cuda_event_free(cnn_cuda_event *e); /* accepts NULL */
+/* Records e on ctx's stream (any host thread may call this). */
+cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e);
+/* Makes ctx's stream wait for e (no host wait); e may be another device's. */
+cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e);
+/* Milliseconds between two recorded timing events; waits for `end`. */
+cnn_status cnn_cuda_event_elapsed(const cnn_cuda_event *start, const cnn_cuda_event *end,
+                                  float *ms);
+/* Lets dst's device read and write src's memory directly where the hardware
+ * allows (no-op for the same device); false in *peer when it does not. */
+cnn_status cnn_cuda_enable_peer(cnn_cuda_ctx *dst, cnn_cuda_ctx *src, bool *peer);
+/* Copies bytes from src_ctx's device memory to dst_ctx's, queued on dst_ctx's
+ * stream (a peer copy across GPUs, a plain one on the same GPU). The caller
+ * orders it after src's producer with an event. */
+cnn_status cnn_cuda_copy_peer(cnn_cuda_ctx *dst_ctx, void *dst, cnn_cuda_ctx *src_ctx,
+                              const void *src, size_t bytes);
+
 /* ---- BLAS-like (kernels/cuda/blas.cu), row-major like kernels.h ---------- */
 
 cnn_status cnn_cuda_gemm(cnn_cuda_ctx *ctx, bool ta, bool tb, int m, int n, int k,

@@ -51,6 +51,12 @@ typedef struct cnn_layer_type {
     /* Data layers: make the next forward produce batch number `batch` (counted
      * from 0 over the whole run), so a resumed run sees the same data. */
     cnn_status (*seek)(cnn_layer *l, uint64_t batch);
+    /* The GPU path (core/gpu.h, kernels/cuda_ops.h), used when l->cuda is
+     * set; same contract as forward/backward, on device copies, queued on
+     * l->cuda's stream without host waits. NULL: the net runs the CPU
+     * functions on host copies instead (data layers, or types without one). */
+    cnn_status (*forward_gpu)(cnn_layer *l);
+    cnn_status (*backward_gpu)(cnn_layer *l);
 } cnn_layer_type;
 
 /* A parameter as the model file declares it: param { name lr_mult decay_mult } */
@@ -78,6 +84,10 @@ struct cnn_layer {
     bool need_backward;
     bool shapes_only; /* cnninfo: do not open data sources */
     int device;
+    /* The CUDA context of the layer's logical device on a GPU net, NULL on
+     * the CPU. Set before reshape: reshape plans device work (cuDNN, device
+     * scratch buffers in priv, freed by destroy) when it is set. */
+    struct cnn_cuda_ctx *cuda;
     void *priv;
 };
 
