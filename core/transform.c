@@ -156,36 +156,6 @@ cnn_status cnn_transform_check(const cnn_transform *t, int c, int h, int w, cons
     return CNN_OK;
 }
 
-void cnn_transform_apply(const cnn_transform *t, const uint8_t *src, int c, int h, int w,
-                         bool hwc, bool train, cnn_rng *rng, float *dst)
-{
-    int oh = cnn_transform_out(t, h), ow = cnn_transform_out(t, w);
-    bool flip = t->mirror && train && cnn_rng_below(rng, 2);
-    int y0 = (h - oh) / 2, x0 = (w - ow) / 2;
-    if (t->crop_size && train) {
-        y0 = (int)cnn_rng_below(rng, (uint32_t)(h - oh + 1));
-        x0 = (int)cnn_rng_below(rng, (uint32_t)(w - ow + 1));
-    }
-    /* Pixel (ch, y, x) sits at base + ch * cs + y * ys + x * xs. */
-    size_t cs = hwc ? 1 : (size_t)h * w, ys = hwc ? (size_t)w * c : (size_t)w;
-    size_t xs = hwc ? (size_t)c : 1;
-    for (int ch = 0; ch < c; ch++) {
-        float mean = cnn_transform_mean(t, ch);
-        float scale = t->scale;
-        for (int y = 0; y < oh; y++) {
-            const uint8_t *row = src + ch * cs + (size_t)(y0 + y) * ys;
-            float *d = dst + ((size_t)ch * oh + y) * ow;
-            if (flip) {
-                for (int x = 0; x < ow; x++)
-                    d[x] = ((float)row[(size_t)(x0 + ow - 1 - x) * xs] - mean) * scale;
-            } else {
-                for (int x = 0; x < ow; x++)
-                    d[x] = ((float)row[(size_t)(x0 + x) * xs] - mean) * scale;
-            }
-        }
-    }
-}
-
 cnn_status cnn_transform_parse(cnn_cfg *layer, cnn_transform *out)
 {
     cnn_data_transform d;

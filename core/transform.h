@@ -66,11 +66,6 @@ void cnn_data_transform_resized(const cnn_data_transform *dt, int h, int w, int 
 void cnn_data_transform_out(const cnn_data_transform *dt, int h, int w, int *oh, int *ow);
 /* True when any extension that resizes is on (resize_shorter or jitter). */
 bool cnn_data_transform_resizes(const cnn_data_transform *dt);
-/* Writes one sample (c, out_h, out_w) to dst from 8-bit pixels src laid out
- * (c, h, w), or (h, w, c) when `hwc`. In `train`, crop offsets and mirroring
- * are drawn from rng; otherwise the crop is centred and nothing is flipped. */
-void cnn_transform_apply(const cnn_transform *t, const uint8_t *src, int c, int h, int w,
-                         bool hwc, bool train, cnn_rng *rng, float *dst);
 /* Draws the random choices for one c x h x w sample (TRAIN), or sets the
  * TEST ones (resize_shorter, centred crop, nothing else) when !train. The
  * draw order is fixed: jitter scale, aspect, mirror, crop y, crop x,
