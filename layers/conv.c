@@ -2,10 +2,13 @@
  * padding, stride, dilation and groups, by im2col and GEMM. Several images
  * are unfolded side by side so that one GEMM per group covers a chunk of
  * the batch; 1x1 kernels with stride 1 and no padding skip im2col. Several
- * bottom/top pairs share the weights, as in Caffe. */
+ * bottom/top pairs share the weights, as in Caffe. On a GPU net the layer
+ * runs through cuDNN, planned at reshape for the bottom shape (all bottoms
+ * share it, so one plan serves every pair). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -28,6 +31,8 @@ typedef struct {
     float *tmp;       /* (num_output, chunk*oh*ow): outputs or top grads, batched */
     size_t tmp_cap;
     bool col_valid;   /* col holds bottom[0]'s whole batch, unfolded by forward */
+    cnn_cuda_conv *plan;     /* GPU: the cuDNN plan for plan_desc, NULL when none */
+    cnn_cuda_conv_desc plan_desc;
 } conv_priv;
 
 static void conv_destroy(cnn_layer *l)
@@ -36,6 +41,7 @@ static void conv_destroy(cnn_layer *l)
     if (p) {
         free(p->col);
         free(p->tmp);
+        cnn_cuda_conv_free(p->plan);
     }
     free(l->priv);
     l->priv = NULL;
@@ -147,6 +153,31 @@ static cnn_status grow(cnn_layer *l, float **buf, size_t *cap, size_t n)
     return CNN_OK;
 }
 
+/* Plans the cuDNN convolution for the current bottom shape, keeping the
+ * plan when the shape has not changed (an empty batch gets none). */
+static cnn_status plan_gpu(cnn_layer *l)
+{
+    conv_priv *cp = l->priv;
+    cnn_cuda_conv_desc d = {
+        .n = cp->n, .c = cp->c, .h = cp->h, .w = cp->w, .o = cp->num_output,
+        .kh = cp->kh, .kw = cp->kw, .ph = cp->ph, .pw = cp->pw, .sh = cp->sh, .sw = cp->sw,
+        .dh = cp->dh, .dw = cp->dw, .group = cp->group,
+    };
+    if (cp->plan && !memcmp(&d, &cp->plan_desc, sizeof d)) return CNN_OK;
+    cnn_cuda_conv_free(cp->plan);
+    cp->plan = NULL;
+    if (cp->n == 0) return CNN_OK;
+    cnn_status st = cnn_cuda_conv_create(l->cuda, &d, &cp->plan);
+    if (st != CNN_OK) return cnn_layer_error(l, st, "%s", cnn_error_message());
+    cp->plan_desc = d;
+    int oh, ow;
+    cnn_cuda_conv_out_size(cp->plan, &oh, &ow);
+    if (oh != cp->oh || ow != cp->ow)
+        return cnn_layer_error(l, CNN_ERR_CUDA, "cuDNN plans a %dx%d output, expected %dx%d",
+                               oh, ow, cp->oh, cp->ow);
+    return CNN_OK;
+}
+
 static cnn_status conv_reshape(cnn_layer *l)
 {
     conv_priv *cp = l->priv;
@@ -193,6 +224,7 @@ static cnn_status conv_reshape(cnn_layer *l)
     cp->chunk = (int)chunk;
     if (!cp->is_1x1) CNN_TRY(grow(l, &cp->col, &cp->col_cap, k * chunk * ohw));
     if (chunk > 1) CNN_TRY(grow(l, &cp->tmp, &cp->tmp_cap, (size_t)cp->num_output * chunk * ohw));
+    if (l->cuda) CNN_TRY(plan_gpu(l));
 fail:
     return st;
 }
@@ -357,6 +389,50 @@ static cnn_status conv_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status conv_forward_gpu(cnn_layer *l)
+{
+    conv_priv *cp = l->priv;
+    cnn_status st = CNN_OK;
+    const float *w, *bias = NULL, *x;
+    float *y;
+    if (!cp->plan) return CNN_OK; /* empty batch */
+    CNN_TRY(cnn_gpu_read(l->param[0], &w));
+    if (cp->bias_term) CNN_TRY(cnn_gpu_read(l->param[1], &bias));
+    for (int i = 0; i < l->n_bottom; i++) {
+        CNN_TRY(cnn_gpu_read(l->bottom[i], &x));
+        CNN_TRY(cnn_gpu_write(l->top[i], &y));
+        CNN_TRY(cnn_cuda_conv_forward(l->cuda, cp->plan, x, w, bias, y));
+    }
+fail:
+    return st;
+}
+
+static cnn_status conv_backward_gpu(cnn_layer *l)
+{
+    conv_priv *cp = l->priv;
+    cnn_status st = CNN_OK;
+    const float *w, *x, *dy;
+    float *dw = NULL, *db = NULL, *dx;
+    if (!cp->plan) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->param[0], &w));
+    if (param_needed(l, 0)) CNN_TRY(cnn_gpu_modify_grad(l->param[0], &dw));
+    if (cp->bias_term && param_needed(l, 1)) CNN_TRY(cnn_gpu_modify_grad(l->param[1], &db));
+    for (int i = 0; i < l->n_bottom; i++) {
+        CNN_TRY(cnn_gpu_read_grad(l->top[i], &dy));
+        if (db) CNN_TRY(cnn_cuda_conv_backward_bias(l->cuda, cp->plan, dy, true, db));
+        if (dw) {
+            CNN_TRY(cnn_gpu_read(l->bottom[i], &x));
+            CNN_TRY(cnn_cuda_conv_backward_filter(l->cuda, cp->plan, x, dy, true, dw));
+        }
+        if (l->propagate_down[i]) {
+            CNN_TRY(cnn_gpu_write_grad(l->bottom[i], &dx));
+            CNN_TRY(cnn_cuda_conv_backward_data(l->cuda, cp->plan, w, dy, dx));
+        }
+    }
+fail:
+    return st;
+}
+
 static double conv_flops(const cnn_layer *l)
 {
     const conv_priv *cp = l->priv;
@@ -377,4 +453,6 @@ const cnn_layer_type cnn_layer_Convolution = {
     .backward = conv_backward,
     .destroy = conv_destroy,
     .flops = conv_flops,
+    .forward_gpu = conv_forward_gpu,
+    .backward_gpu = conv_backward_gpu,
 };
