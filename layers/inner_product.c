@@ -1,9 +1,11 @@
 /* inner_product.c — the InnerProduct (fully connected) layer, Caffe's
  * semantics: the bottom is flattened from `axis` on into (M, K), and
  * top (M, N) = bottom * W^T + b, one GEMM for the whole batch. Weights are
- * (N, K), or (K, N) with `transpose: true`. */
+ * (N, K), or (K, N) with `transpose: true`. The GPU path is the same GEMMs
+ * through cuBLAS, the bias added and summed by the broadcast kernels. */
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -118,6 +120,57 @@ static cnn_status ip_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status ip_forward_gpu(cnn_layer *l)
+{
+    ip_priv *ip = l->priv;
+    cnn_status st = CNN_OK;
+    const float *x, *w, *b;
+    float *y;
+    int n = ip->num_output;
+    if (ip->m == 0) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_read(l->param[0], &w));
+    CNN_TRY(cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_cuda_gemm(l->cuda, false, !ip->transpose, ip->m, n, ip->k, 1.f, x, w, 0.f, y));
+    if (ip->bias_term) {
+        CNN_TRY(cnn_gpu_read(l->param[1], &b));
+        CNN_TRY(cnn_cuda_add_bias(l->cuda, ip->m, n, 1, b, y));
+    }
+fail:
+    return st;
+}
+
+static cnn_status ip_backward_gpu(cnn_layer *l)
+{
+    ip_priv *ip = l->priv;
+    cnn_status st = CNN_OK;
+    const float *x, *w, *dy;
+    float *dw, *db, *dx;
+    int n = ip->num_output;
+    if (ip->m == 0) return CNN_OK;
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    if (l->spec[0].lr_mult != 0.f) {
+        CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+        CNN_TRY(cnn_gpu_modify_grad(l->param[0], &dw));
+        if (ip->transpose)
+            CNN_TRY(cnn_cuda_gemm(l->cuda, true, false, ip->k, n, ip->m, 1.f, x, dy, 1.f, dw));
+        else
+            CNN_TRY(cnn_cuda_gemm(l->cuda, true, false, n, ip->k, ip->m, 1.f, dy, x, 1.f, dw));
+    }
+    if (ip->bias_term && l->spec[1].lr_mult != 0.f) {
+        CNN_TRY(cnn_gpu_modify_grad(l->param[1], &db));
+        CNN_TRY(cnn_cuda_bcast_bias_grad(l->cuda, ip->m, n, 1, dy, db));
+    }
+    if (l->propagate_down[0]) {
+        CNN_TRY(cnn_gpu_read(l->param[0], &w));
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &dx));
+        CNN_TRY(cnn_cuda_gemm(l->cuda, false, ip->transpose, ip->m, ip->k, n, 1.f, dy, w, 0.f,
+                              dx));
+    }
+fail:
+    return st;
+}
+
 static double ip_flops(const cnn_layer *l)
 {
     const ip_priv *ip = l->priv;
@@ -136,4 +189,6 @@ const cnn_layer_type cnn_layer_InnerProduct = {
     .forward = ip_forward,
     .backward = ip_backward,
     .flops = ip_flops,
+    .forward_gpu = ip_forward_gpu,
+    .backward_gpu = ip_backward_gpu,
 };
