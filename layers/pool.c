@@ -1,11 +1,13 @@
 /* pool.c — the Pooling layer, Caffe's semantics: MAX and AVE pooling over
  * (N, C, H, W), ceil (default) or floor output rounding with Caffe's
  * clipping of the last window when padded, global pooling, and for MAX an
- * optional second top holding the argmax mask. */
+ * optional second top holding the argmax mask. The GPU path runs the same
+ * rules (kernels/cuda/pool.cu) with the argmax in a device buffer. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -19,12 +21,18 @@ typedef struct {
     cnn_k_pool_geom g; /* set by reshape */
     int *argmax;       /* (N, C, oh, ow) for MAX */
     size_t argmax_cap;
+    cnn_cuda_ctx *cuda; /* GPU: the context dev_argmax lives on */
+    int *dev_argmax;    /* GPU: (N, C, oh, ow) for MAX */
+    size_t dev_argmax_cap;
 } pool_priv;
 
 static void pool_destroy(cnn_layer *l)
 {
     pool_priv *pp = l->priv;
-    if (pp) free(pp->argmax);
+    if (pp) {
+        free(pp->argmax);
+        cnn_cuda_free(pp->cuda, pp->dev_argmax);
+    }
     free(l->priv);
     l->priv = NULL;
 }
@@ -154,6 +162,14 @@ static cnn_status pool_reshape(cnn_layer *l)
         pp->argmax = a;
         pp->argmax_cap = need;
     }
+    if (l->cuda && pp->method == POOL_MAX && need > pp->dev_argmax_cap) {
+        void *a = NULL;
+        CNN_TRY(cnn_cuda_malloc(l->cuda, need * sizeof(int), &a));
+        cnn_cuda_free(pp->cuda, pp->dev_argmax);
+        pp->cuda = l->cuda;
+        pp->dev_argmax = a;
+        pp->dev_argmax_cap = need;
+    }
 fail:
     return st;
 }
@@ -180,6 +196,41 @@ static cnn_status pool_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status pool_forward_gpu(cnn_layer *l)
+{
+    pool_priv *pp = l->priv;
+    cnn_status st = CNN_OK;
+    const float *x;
+    float *y, *mask = NULL;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_write(l->top[0], &y));
+    if (pp->method == POOL_MAX) {
+        if (l->n_top > 1) CNN_TRY(cnn_gpu_write(l->top[1], &mask));
+        CNN_TRY(cnn_cuda_maxpool_fwd(l->cuda, &pp->g, x, y, pp->dev_argmax, mask));
+    } else {
+        CNN_TRY(cnn_cuda_avepool_fwd(l->cuda, &pp->g, x, y));
+    }
+fail:
+    return st;
+}
+
+static cnn_status pool_backward_gpu(cnn_layer *l)
+{
+    pool_priv *pp = l->priv;
+    cnn_status st = CNN_OK;
+    const float *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &dx));
+    if (pp->method == POOL_MAX)
+        CNN_TRY(cnn_cuda_maxpool_bwd(l->cuda, &pp->g, dy, pp->dev_argmax, dx));
+    else
+        CNN_TRY(cnn_cuda_avepool_bwd(l->cuda, &pp->g, dy, dx));
+fail:
+    return st;
+}
+
 static double pool_flops(const cnn_layer *l)
 {
     const pool_priv *pp = l->priv;
@@ -198,4 +249,6 @@ const cnn_layer_type cnn_layer_Pooling = {
     .backward = pool_backward,
     .destroy = pool_destroy,
     .flops = pool_flops,
+    .forward_gpu = pool_forward_gpu,
+    .backward_gpu = pool_backward_gpu,
 };
