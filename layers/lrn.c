@@ -1,10 +1,12 @@
 /* lrn.c — the LRN (local response normalisation) layer, Caffe's semantics:
  * ACROSS_CHANNELS (AlexNet) and WITHIN_CHANNEL, computed directly by the
- * kernels in kernels/cpu/lrn.c; the scale is kept for the backward pass. */
+ * kernels in kernels/cpu/lrn.c; the scale is kept for the backward pass.
+ * The GPU path (kernels/cuda/lrn.cu) keeps it in a device buffer. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -15,6 +17,9 @@ typedef struct {
     float *ws;        /* kernel workspace for `threads` threads */
     size_t ws_cap;
     int threads;
+    cnn_cuda_ctx *cuda; /* GPU: the context dev_scale lives on */
+    float *dev_scale;   /* GPU: (N, C, H, W) */
+    size_t dev_scale_cap;
 } lrn_priv;
 
 static void lrn_destroy(cnn_layer *l)
@@ -23,6 +28,7 @@ static void lrn_destroy(cnn_layer *l)
     if (lp) {
         free(lp->scale);
         free(lp->ws);
+        cnn_cuda_free(lp->cuda, lp->dev_scale);
     }
     free(l->priv);
     l->priv = NULL;
@@ -91,6 +97,14 @@ static cnn_status lrn_reshape(cnn_layer *l)
     CNN_TRY(cnn_tensor_reshape_like(l->top[0], b));
     CNN_TRY(grow(l, &lp->scale, &lp->scale_cap, b->count));
     CNN_TRY(grow(l, &lp->ws, &lp->ws_cap, cnn_k_lrn_ws_floats(&lp->d, lp->threads)));
+    if (l->cuda && b->count > lp->dev_scale_cap) {
+        void *buf = NULL;
+        CNN_TRY(cnn_cuda_malloc(l->cuda, b->count * sizeof(float), &buf));
+        cnn_cuda_free(lp->cuda, lp->dev_scale);
+        lp->cuda = l->cuda;
+        lp->dev_scale = buf;
+        lp->dev_scale_cap = b->count;
+    }
 fail:
     return st;
 }
@@ -109,6 +123,35 @@ static cnn_status lrn_backward(cnn_layer *l)
     cnn_k_lrn_bwd(&lp->d, l->bottom[0]->data, lp->scale, l->top[0]->grad, l->bottom[0]->grad,
                   lp->ws, lp->threads);
     return CNN_OK;
+}
+
+static cnn_status lrn_forward_gpu(cnn_layer *l)
+{
+    lrn_priv *lp = l->priv;
+    cnn_status st = CNN_OK;
+    const float *x;
+    float *y;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_cuda_lrn_fwd(l->cuda, &lp->d, x, lp->dev_scale, y));
+fail:
+    return st;
+}
+
+/* Not in place (reshape refuses it), so dx never aliases dy. */
+static cnn_status lrn_backward_gpu(cnn_layer *l)
+{
+    lrn_priv *lp = l->priv;
+    cnn_status st = CNN_OK;
+    const float *x, *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &dx));
+    CNN_TRY(cnn_cuda_lrn_bwd(l->cuda, &lp->d, x, lp->dev_scale, dy, dx));
+fail:
+    return st;
 }
 
 static double lrn_flops(const cnn_layer *l)
@@ -131,4 +174,6 @@ const cnn_layer_type cnn_layer_LRN = {
     .backward = lrn_backward,
     .destroy = lrn_destroy,
     .flops = lrn_flops,
+    .forward_gpu = lrn_forward_gpu,
+    .backward_gpu = lrn_backward_gpu,
 };
