@@ -4,10 +4,13 @@
  * statistics, never learned: the mean sum (C), the variance sum (C) and
  * their weight (1); the statistics are blob0/blob2 and blob1/blob2.
  * batch_norm_param: use_global_stats (default: true in TEST, false in TRAIN),
- * moving_average_fraction (0.999), eps (1e-5). */
+ * moving_average_fraction (0.999), eps (1e-5). The GPU path keeps the
+ * saved output and the statistics in device buffers allocated at reshape
+ * and updates the moving sums on the device (cnn_cuda_bn_running). */
 #include <math.h>
 #include <stdlib.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -20,6 +23,10 @@ typedef struct {
     cnn_tensor *xnorm;  /* (bottom shape) the output, for the batch backward */
     cnn_tensor *mean;   /* (C) statistics used by the last forward */
     cnn_tensor *inv_std; /* (C) 1 / sqrt(var + eps) of the last forward */
+    cnn_cuda_ctx *cuda;  /* GPU: the context of the device buffers */
+    float *dev_xnorm;    /* GPU: xnorm's device buffer, dev_xnorm_cap floats */
+    float *dev_stats;    /* GPU: (2, C): mean, then var / inv_std */
+    size_t dev_xnorm_cap, dev_stats_cap;
 } bn_priv;
 
 static void bn_destroy(cnn_layer *l)
@@ -29,6 +36,8 @@ static void bn_destroy(cnn_layer *l)
         cnn_tensor_free(b->xnorm);
         cnn_tensor_free(b->mean);
         cnn_tensor_free(b->inv_std);
+        cnn_cuda_free(b->cuda, b->dev_xnorm);
+        cnn_cuda_free(b->cuda, b->dev_stats);
     }
     free(b);
     l->priv = NULL;
@@ -64,6 +73,21 @@ fail:
     return st;
 }
 
+/* Grows the device buffer *buf (on l->cuda) to hold n floats. */
+static cnn_status dev_grow(cnn_layer *l, float **buf, size_t *cap, size_t n)
+{
+    bn_priv *b = l->priv;
+    void *p = NULL;
+    if (n <= *cap) return CNN_OK;
+    cnn_status st = cnn_cuda_malloc(l->cuda, n * sizeof(float), &p);
+    if (st != CNN_OK) return st;
+    cnn_cuda_free(b->cuda, *buf);
+    b->cuda = l->cuda;
+    *buf = p;
+    *cap = n;
+    return CNN_OK;
+}
+
 static cnn_status bn_reshape(cnn_layer *l)
 {
     cnn_status st = CNN_OK;
@@ -82,6 +106,10 @@ static cnn_status bn_reshape(cnn_layer *l)
     CNN_TRY(cnn_tensor_reshape_like(b->xnorm, x));
     CNN_TRY(cnn_tensor_reshape(b->mean, 1, &c));
     CNN_TRY(cnn_tensor_reshape(b->inv_std, 1, &c));
+    if (l->cuda) {
+        if (!b->global) CNN_TRY(dev_grow(l, &b->dev_xnorm, &b->dev_xnorm_cap, x->count));
+        CNN_TRY(dev_grow(l, &b->dev_stats, &b->dev_stats_cap, 2 * (size_t)c));
+    }
 fail:
     return st;
 }
@@ -131,6 +159,56 @@ static cnn_status bn_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status bn_forward_gpu(cnn_layer *l)
+{
+    bn_priv *b = l->priv;
+    cnn_status st = CNN_OK;
+    cnn_tensor *x = l->bottom[0];
+    const float *xd, *sum_mean, *sum_var, *weight;
+    float *y, *mean = b->dev_stats, *var = b->dev_stats + b->c;
+    CNN_TRY(cnn_gpu_read(x, &xd));
+    if (b->global) {
+        /* Only read: bn_running writes the sums in TRAIN alone. */
+        CNN_TRY(cnn_gpu_read(l->param[0], &sum_mean));
+        CNN_TRY(cnn_gpu_read(l->param[1], &sum_var));
+        CNN_TRY(cnn_gpu_read(l->param[2], &weight));
+        CNN_TRY(cnn_cuda_bn_running(l->cuda, b->c, true, b->fraction, 1.f, b->eps, mean, var,
+                                    (float *)sum_mean, (float *)sum_var, (float *)weight));
+    } else {
+        float *sm, *sv, *wt;
+        size_t m = x->count / (size_t)(b->c ? b->c : 1);
+        float corr = m > 1 ? (float)m / (float)(m - 1) : 1.f;
+        CNN_TRY(cnn_gpu_modify(l->param[0], &sm));
+        CNN_TRY(cnn_gpu_modify(l->param[1], &sv));
+        CNN_TRY(cnn_gpu_modify(l->param[2], &wt));
+        CNN_TRY(cnn_cuda_bn_stats(l->cuda, b->n, b->c, b->s, xd, mean, var));
+        CNN_TRY(cnn_cuda_bn_running(l->cuda, b->c, false, b->fraction, corr, b->eps, mean, var,
+                                    sm, sv, wt));
+    }
+    CNN_TRY(cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_cuda_bn_normalize(l->cuda, b->n, b->c, b->s, xd, mean, var, y));
+    if (!b->global) CNN_TRY(cnn_cuda_copy(l->cuda, x->count, y, b->dev_xnorm));
+fail:
+    return st;
+}
+
+static cnn_status bn_backward_gpu(cnn_layer *l)
+{
+    const bn_priv *b = l->priv;
+    cnn_status st = CNN_OK;
+    const float *dy, *inv_std = b->dev_stats + b->c;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &dx));
+    if (b->global)
+        CNN_TRY(cnn_cuda_bcast_scale(l->cuda, b->n, b->c, b->s, dy, inv_std, NULL, dx));
+    else
+        CNN_TRY(cnn_cuda_bn_backward(l->cuda, b->n, b->c, b->s, b->dev_xnorm, dy, inv_std, dx));
+fail:
+    return st;
+}
+
 static double bn_flops(const cnn_layer *l) { return 4.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_BatchNorm = {
@@ -145,4 +223,6 @@ const cnn_layer_type cnn_layer_BatchNorm = {
     .backward = bn_backward,
     .destroy = bn_destroy,
     .flops = bn_flops,
+    .forward_gpu = bn_forward_gpu,
+    .backward_gpu = bn_backward_gpu,
 };
