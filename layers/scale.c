@@ -4,9 +4,12 @@
  * bottoms s is bottom[1], whose shape must match x's from `axis`.
  * scale_param: axis (1), num_axes (1), filler (constant 1), bias_term
  * (false), bias_filler (constant 0). Parameters: the scale (one bottom),
- * then the bias when bias_term. Runs in place. */
+ * then the bias when bias_term. Runs in place. The GPU path uses the
+ * broadcast kernels of kernels/cuda/batchnorm.cu, the saved input in a
+ * device buffer allocated at reshape. */
 #include <stdlib.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -17,12 +20,18 @@ typedef struct {
     int outer, dim;    /* x viewed as (outer, dim, inner), dim = scale count */
     size_t inner;
     cnn_tensor *saved; /* (bottom shape) the input, kept when running in place */
+    cnn_cuda_ctx *cuda; /* GPU: the context dev_saved lives on */
+    float *dev_saved;   /* GPU: saved's device buffer, dev_saved_cap floats */
+    size_t dev_saved_cap;
 } scale_priv;
 
 static void scale_destroy(cnn_layer *l)
 {
     scale_priv *s = l->priv;
-    if (s) cnn_tensor_free(s->saved);
+    if (s) {
+        cnn_tensor_free(s->saved);
+        cnn_cuda_free(s->cuda, s->dev_saved);
+    }
     free(s);
     l->priv = NULL;
 }
@@ -99,6 +108,14 @@ static cnn_status scale_reshape(cnn_layer *l)
         if (!s->saved && !(s->saved = cnn_tensor_create(NULL)))
             return cnn_layer_error(l, CNN_ERR_MEMORY, "out of memory");
         CNN_TRY(cnn_tensor_reshape_like(s->saved, x));
+        if (l->cuda && x->count > s->dev_saved_cap) {
+            void *buf = NULL;
+            CNN_TRY(cnn_cuda_malloc(l->cuda, x->count * sizeof(float), &buf));
+            cnn_cuda_free(s->cuda, s->dev_saved);
+            s->cuda = l->cuda;
+            s->dev_saved = buf;
+            s->dev_saved_cap = x->count;
+        }
     }
 fail:
     return st;
@@ -135,6 +152,55 @@ static cnn_status scale_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status scale_forward_gpu(cnn_layer *l)
+{
+    const scale_priv *s = l->priv;
+    cnn_status st = CNN_OK;
+    cnn_tensor *x = l->bottom[0];
+    const float *xd, *sc, *b = NULL;
+    float *y;
+    CNN_TRY(cnn_gpu_read(l->n_bottom == 1 ? l->param[0] : l->bottom[1], &sc));
+    if (s->bias) CNN_TRY(cnn_gpu_read(l->param[l->n_bottom == 1 ? 1 : 0], &b));
+    CNN_TRY(cnn_gpu_read(x, &xd));
+    if (l->top[0] == x) CNN_TRY(cnn_cuda_copy(l->cuda, x->count, xd, s->dev_saved));
+    CNN_TRY(cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_cuda_bcast_scale(l->cuda, s->outer, s->dim, s->inner, xd, sc, b, y));
+fail:
+    return st;
+}
+
+static cnn_status scale_backward_gpu(cnn_layer *l)
+{
+    const scale_priv *s = l->priv;
+    cnn_status st = CNN_OK;
+    const float *dy, *x, *sc;
+    float *g;
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    if (l->top[0] == l->bottom[0])
+        x = s->dev_saved;
+    else
+        CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    /* Scale and bias gradients first: in place, dx overwrites dy. */
+    if (s->bias) {
+        CNN_TRY(cnn_gpu_modify_grad(l->param[l->n_bottom == 1 ? 1 : 0], &g));
+        CNN_TRY(cnn_cuda_bcast_bias_grad(l->cuda, s->outer, s->dim, s->inner, dy, g));
+    }
+    if (l->n_bottom == 1) {
+        CNN_TRY(cnn_gpu_modify_grad(l->param[0], &g));
+        CNN_TRY(cnn_cuda_bcast_scale_grad(l->cuda, s->outer, s->dim, s->inner, x, dy, true, g));
+    } else if (l->propagate_down[1]) {
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[1], &g));
+        CNN_TRY(cnn_cuda_bcast_scale_grad(l->cuda, s->outer, s->dim, s->inner, x, dy, false, g));
+    }
+    if (l->propagate_down[0]) {
+        CNN_TRY(cnn_gpu_read(l->n_bottom == 1 ? l->param[0] : l->bottom[1], &sc));
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &g));
+        CNN_TRY(cnn_cuda_bcast_scale(l->cuda, s->outer, s->dim, s->inner, dy, sc, NULL, g));
+    }
+fail:
+    return st;
+}
+
 static double scale_flops(const cnn_layer *l) { return 2.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_Scale = {
@@ -149,4 +215,6 @@ const cnn_layer_type cnn_layer_Scale = {
     .backward = scale_backward,
     .destroy = scale_destroy,
     .flops = scale_flops,
+    .forward_gpu = scale_forward_gpu,
+    .backward_gpu = scale_backward_gpu,
 };
