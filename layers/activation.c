@@ -1,9 +1,11 @@
 /* activation.c — the point-wise activation layers, with Caffe's semantics:
  * ReLU (relu_param negative_slope), PReLU (prelu_param channel_shared and
  * filler, a learned slope per channel), Sigmoid, TanH and ELU (elu_param
- * alpha). All may run in place (top == bottom). */
+ * alpha). All may run in place (top == bottom). Every type has a GPU path
+ * on the ops of kernels/cuda_ops.h with the same semantics. */
 #include <stdlib.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -27,6 +29,37 @@ static cnn_status same_shape_reshape(cnn_layer *l)
 }
 
 static double count_flops(const cnn_layer *l) { return (double)l->bottom[0]->count; }
+
+/* Device pointers of a point-wise forward: bottom data read, top data
+ * written; in place one read-write pointer serves both. */
+static cnn_status gpu_io(cnn_layer *l, const float **x, float **y)
+{
+    cnn_status st = CNN_OK;
+    if (l->top[0] == l->bottom[0]) {
+        CNN_TRY(cnn_gpu_modify(l->top[0], y));
+        *x = *y;
+    } else {
+        CNN_TRY(cnn_gpu_read(l->bottom[0], x));
+        CNN_TRY(cnn_gpu_write(l->top[0], y));
+    }
+fail:
+    return st;
+}
+
+/* The same for a backward: top grad read, bottom grad written. */
+static cnn_status gpu_grad_io(cnn_layer *l, const float **dy, float **dx)
+{
+    cnn_status st = CNN_OK;
+    if (l->top[0] == l->bottom[0]) {
+        CNN_TRY(cnn_gpu_modify_grad(l->top[0], dx));
+        *dy = *dx;
+    } else {
+        CNN_TRY(cnn_gpu_read_grad(l->top[0], dy));
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[0], dx));
+    }
+fail:
+    return st;
+}
 
 /* ---- ReLU --------------------------------------------------------------- */
 
@@ -64,6 +97,32 @@ static cnn_status relu_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status relu_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const relu_priv *r = l->priv;
+    const float *x;
+    float *y;
+    CNN_TRY(gpu_io(l, &x, &y));
+    CNN_TRY(cnn_cuda_relu_forward(l->cuda, l->bottom[0]->count, r->slope, x, y));
+fail:
+    return st;
+}
+
+static cnn_status relu_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const relu_priv *r = l->priv;
+    const float *x, *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(gpu_grad_io(l, &dy, &dx));
+    CNN_TRY(cnn_cuda_relu_backward(l->cuda, l->bottom[0]->count, r->slope, x, dy, dx));
+fail:
+    return st;
+}
+
 const cnn_layer_type cnn_layer_ReLU = {
     .name = "ReLU",
     .min_bottoms = 1,
@@ -75,6 +134,8 @@ const cnn_layer_type cnn_layer_ReLU = {
     .forward = relu_forward,
     .backward = relu_backward,
     .flops = count_flops,
+    .forward_gpu = relu_forward_gpu,
+    .backward_gpu = relu_backward_gpu,
 };
 
 /* ---- PReLU -------------------------------------------------------------- */
@@ -126,6 +187,7 @@ static cnn_status prelu_reshape(cnn_layer *l)
         if (!r->saved && !(r->saved = cnn_tensor_create(NULL)))
             return cnn_layer_error(l, CNN_ERR_MEMORY, "out of memory");
         CNN_TRY(cnn_tensor_reshape_like(r->saved, x));
+        if (l->cuda) CNN_TRY(cnn_tensor_attach(r->saved, l->cuda));
     }
 fail:
     return st;
@@ -154,6 +216,45 @@ static cnn_status prelu_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status prelu_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const prelu_priv *r = l->priv;
+    const float *x, *slope;
+    float *y, *saved;
+    CNN_TRY(cnn_gpu_read(l->param[0], &slope));
+    CNN_TRY(gpu_io(l, &x, &y));
+    if (r->saved && l->top[0] == l->bottom[0]) {
+        CNN_TRY(cnn_gpu_write(r->saved, &saved));
+        CNN_TRY(cnn_cuda_copy(l->cuda, l->bottom[0]->count, x, saved));
+    }
+    CNN_TRY(cnn_cuda_prelu_forward(l->cuda, r->n, r->c, r->dim, slope, r->shared, x, y));
+fail:
+    return st;
+}
+
+static cnn_status prelu_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const prelu_priv *r = l->priv;
+    const float *x, *slope, *dy;
+    float *dslope, *dx = NULL;
+    CNN_TRY(cnn_gpu_read(l->top[0] == l->bottom[0] ? r->saved : l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_read(l->param[0], &slope));
+    CNN_TRY(cnn_gpu_modify_grad(l->param[0], &dslope));
+    if (l->propagate_down[0])
+        CNN_TRY(gpu_grad_io(l, &dy, &dx));
+    else
+        CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    /* The slope gradient first: in place, dx overwrites dy. */
+    CNN_TRY(cnn_cuda_prelu_slope_grad(l->cuda, r->n, r->c, r->dim, r->shared, x, dy, dslope));
+    if (dx)
+        CNN_TRY(cnn_cuda_prelu_backward(l->cuda, r->n, r->c, r->dim, slope, r->shared, x, dy,
+                                        dx));
+fail:
+    return st;
+}
+
 static double prelu_flops(const cnn_layer *l) { return 2.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_PReLU = {
@@ -168,6 +269,8 @@ const cnn_layer_type cnn_layer_PReLU = {
     .backward = prelu_backward,
     .destroy = prelu_destroy,
     .flops = prelu_flops,
+    .forward_gpu = prelu_forward_gpu,
+    .backward_gpu = prelu_backward_gpu,
 };
 
 /* ---- Sigmoid and TanH ------------------------------------------------------ */
@@ -194,6 +297,30 @@ static cnn_status sigmoid_backward(cnn_layer *l)
 
 static double exp_flops(const cnn_layer *l) { return 4.0 * (double)l->bottom[0]->count; }
 
+static cnn_status sigmoid_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const float *x;
+    float *y;
+    CNN_TRY(gpu_io(l, &x, &y));
+    CNN_TRY(cnn_cuda_sigmoid_forward(l->cuda, l->bottom[0]->count, x, y));
+fail:
+    return st;
+}
+
+static cnn_status sigmoid_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const float *y, *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->top[0], &y));
+    CNN_TRY(gpu_grad_io(l, &dy, &dx));
+    CNN_TRY(cnn_cuda_sigmoid_backward(l->cuda, l->top[0]->count, y, dy, dx));
+fail:
+    return st;
+}
+
 const cnn_layer_type cnn_layer_Sigmoid = {
     .name = "Sigmoid",
     .min_bottoms = 1,
@@ -205,6 +332,8 @@ const cnn_layer_type cnn_layer_Sigmoid = {
     .forward = sigmoid_forward,
     .backward = sigmoid_backward,
     .flops = exp_flops,
+    .forward_gpu = sigmoid_forward_gpu,
+    .backward_gpu = sigmoid_backward_gpu,
 };
 
 static cnn_status tanh_setup(cnn_layer *l, cnn_cfg *cfg)
@@ -227,6 +356,30 @@ static cnn_status tanh_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status tanh_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const float *x;
+    float *y;
+    CNN_TRY(gpu_io(l, &x, &y));
+    CNN_TRY(cnn_cuda_tanh_forward(l->cuda, l->bottom[0]->count, x, y));
+fail:
+    return st;
+}
+
+static cnn_status tanh_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const float *y, *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->top[0], &y));
+    CNN_TRY(gpu_grad_io(l, &dy, &dx));
+    CNN_TRY(cnn_cuda_tanh_backward(l->cuda, l->top[0]->count, y, dy, dx));
+fail:
+    return st;
+}
+
 const cnn_layer_type cnn_layer_TanH = {
     .name = "TanH",
     .min_bottoms = 1,
@@ -238,6 +391,8 @@ const cnn_layer_type cnn_layer_TanH = {
     .forward = tanh_forward,
     .backward = tanh_backward,
     .flops = exp_flops,
+    .forward_gpu = tanh_forward_gpu,
+    .backward_gpu = tanh_backward_gpu,
 };
 
 /* ---- ELU ---------------------------------------------------------------- */
@@ -277,6 +432,33 @@ static cnn_status elu_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status elu_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const elu_priv *e = l->priv;
+    const float *x;
+    float *y;
+    CNN_TRY(gpu_io(l, &x, &y));
+    CNN_TRY(cnn_cuda_elu_forward(l->cuda, l->bottom[0]->count, e->alpha, x, y));
+fail:
+    return st;
+}
+
+static cnn_status elu_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const elu_priv *e = l->priv;
+    const float *x, *y, *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_read(l->top[0], &y));
+    CNN_TRY(gpu_grad_io(l, &dy, &dx));
+    CNN_TRY(cnn_cuda_elu_backward(l->cuda, l->bottom[0]->count, e->alpha, x, y, dy, dx));
+fail:
+    return st;
+}
+
 const cnn_layer_type cnn_layer_ELU = {
     .name = "ELU",
     .min_bottoms = 1,
@@ -288,4 +470,6 @@ const cnn_layer_type cnn_layer_ELU = {
     .forward = elu_forward,
     .backward = elu_backward,
     .flops = exp_flops,
+    .forward_gpu = elu_forward_gpu,
+    .backward_gpu = elu_backward_gpu,
 };

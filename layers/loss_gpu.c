@@ -1,0 +1,90 @@
+/* loss_gpu.c — device scalars of the loss and metric layers' GPU paths
+ * (see loss_gpu.h). The ops of kernels/cuda_ops.h have no division, so a
+ * division is Eltwise PROD's unstable gradient, dy * y / x with dy = 1:
+ * 1 * num is exact, so the result is num / den rounded once, as on the CPU.
+ * max(count, 1) for integer counts is relu(count - 1) + 1. */
+#include "loss_gpu.h"
+
+cnn_status cnn_loss_dev_alloc(cnn_layer *l, cnn_loss_dev *d)
+{
+    cnn_status st = CNN_OK;
+    void *p = NULL;
+    if (!l->cuda || d->ctx) return CNN_OK;
+    d->ctx = l->cuda;
+    CNN_TRY(cnn_cuda_malloc(d->ctx, CNN_LOSS_SLOTS * sizeof(float), &p));
+    d->f = p;
+    CNN_TRY(cnn_cuda_malloc(d->ctx, sizeof(int), &p));
+    d->bad = p;
+    CNN_TRY(cnn_cuda_set(d->ctx, CNN_LOSS_SLOTS, 0.f, d->f));
+    CNN_TRY(cnn_cuda_set(d->ctx, 1, 1.f, d->f + CNN_LOSS_ONE));
+fail:
+    return st;
+}
+
+void cnn_loss_dev_free(cnn_loss_dev *d)
+{
+    if (!d->ctx) return;
+    cnn_cuda_free(d->ctx, d->f);
+    cnn_cuda_free(d->ctx, d->bad);
+    d->f = NULL;
+    d->bad = NULL;
+    d->ctx = NULL;
+}
+
+cnn_status cnn_gpu_divide(cnn_cuda_ctx *ctx, size_t n, const float *num, const float *den,
+                          const float *ones, float *out)
+{
+    const float *xs[1] = {den};
+    return cnn_cuda_eltwise_backward(ctx, CNN_CUDA_ELT_PROD, 1, xs, NULL, n, num, ones, NULL,
+                                     0, false, out);
+}
+
+cnn_status cnn_gpu_at_least_one(cnn_cuda_ctx *ctx, size_t n, const float *x,
+                                const float *ones, float *out)
+{
+    cnn_status st = CNN_OK;
+    if (out != x) CNN_TRY(cnn_cuda_copy(ctx, n, x, out));
+    CNN_TRY(cnn_cuda_axpy(ctx, n, -1.f, ones, out));
+    CNN_TRY(cnn_cuda_relu_forward(ctx, n, 0.f, out, out));
+    CNN_TRY(cnn_cuda_axpy(ctx, n, 1.f, ones, out));
+fail:
+    return st;
+}
+
+cnn_status cnn_loss_dev_normalize(cnn_loss_dev *d, float host_norm, float *out)
+{
+    cnn_status st = CNN_OK;
+    float *f = d->f;
+    if (host_norm > 0)
+        CNN_TRY(cnn_cuda_set(d->ctx, 1, host_norm, f + CNN_LOSS_DEN));
+    else
+        CNN_TRY(cnn_gpu_at_least_one(d->ctx, 1, f + CNN_LOSS_COUNT, f + CNN_LOSS_ONE,
+                                     f + CNN_LOSS_DEN));
+    CNN_TRY(cnn_gpu_divide(d->ctx, 1, f + CNN_LOSS_SUM, f + CNN_LOSS_DEN, f + CNN_LOSS_ONE,
+                           out));
+fail:
+    return st;
+}
+
+cnn_status cnn_loss_dev_scale(cnn_loss_dev *d, const float *dtop, const float **scale)
+{
+    float *f = d->f;
+    *scale = f + CNN_LOSS_SCALE;
+    return cnn_gpu_divide(d->ctx, 1, dtop, f + CNN_LOSS_DEN, f + CNN_LOSS_ONE,
+                          f + CNN_LOSS_SCALE);
+}
+
+cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c)
+{
+    cnn_status st = CNN_OK;
+    int bad = -1;
+    if (!cnn_cuda_ctx_sync_debug(d->ctx)) return CNN_OK;
+    CNN_TRY(cnn_cuda_download(d->ctx, &bad, d->bad, sizeof bad));
+    CNN_TRY(cnn_cuda_ctx_sync(d->ctx));
+    if (bad < 0) return CNN_OK;
+    CNN_TRY(cnn_host_data(label));
+    return cnn_layer_error(l, CNN_ERR_ARG, "label %g at position %d is outside [0, %d)",
+                           label->data[bad], bad, c);
+fail:
+    return st;
+}

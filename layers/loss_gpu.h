@@ -1,0 +1,52 @@
+/* loss_gpu.h — device-side bookkeeping shared by the GPU paths of the loss
+ * and metric layers (SoftmaxWithLoss, SigmoidCrossEntropyLoss, Accuracy):
+ * the op's scalar results, the normaliser and the divisions stay on the
+ * device, so a training step needs no host synchronisation. Internal to
+ * layers/. */
+#ifndef CNN_LOSS_GPU_H
+#define CNN_LOSS_GPU_H
+
+#include "../core/gpu.h"
+#include "layer.h"
+
+/* Slots of cnn_loss_dev.f (device floats). */
+enum {
+    CNN_LOSS_SUM,   /* the op's sum (loss, or correct predictions) */
+    CNN_LOSS_COUNT, /* the op's count of valid labels */
+    CNN_LOSS_ONE,   /* 1 */
+    CNN_LOSS_DEN,   /* the normaliser of the last forward */
+    CNN_LOSS_SCALE, /* backward: top gradient / normaliser */
+    CNN_LOSS_SLOTS
+};
+
+typedef struct cnn_loss_dev {
+    cnn_cuda_ctx *ctx; /* where f and bad live; NULL until allocated */
+    float *f;          /* (CNN_LOSS_SLOTS) device scalars */
+    int *bad;          /* device: first bad label's index, -1 when none */
+} cnn_loss_dev;
+
+/* Allocates d on l->cuda (once; no-op when l->cuda is NULL). Call at reshape. */
+cnn_status cnn_loss_dev_alloc(cnn_layer *l, cnn_loss_dev *d);
+void cnn_loss_dev_free(cnn_loss_dev *d);
+
+/* out[i] = num[i] / den[i] over n values, exactly as the CPU's float
+ * division; ones holds n ones. */
+cnn_status cnn_gpu_divide(cnn_cuda_ctx *ctx, size_t n, const float *num, const float *den,
+                          const float *ones, float *out);
+/* out[i] = max(x[i], 1) for integer-valued x (counts); out may be x. */
+cnn_status cnn_gpu_at_least_one(cnn_cuda_ctx *ctx, size_t n, const float *x,
+                                const float *ones, float *out);
+
+/* Sets the normaliser: host_norm when > 0, else max(valid count, 1) from
+ * the device. Then *out (device) = sum / normaliser. */
+cnn_status cnn_loss_dev_normalize(cnn_loss_dev *d, float host_norm, float *out);
+/* The backward scale, top gradient dtop[0] / normaliser, in the SCALE slot;
+ * returns that slot's device address in *scale. */
+cnn_status cnn_loss_dev_scale(cnn_loss_dev *d, const float *dtop, const float **scale);
+
+/* In the debug mode (CNN_CUDA_SYNC=1) only: waits for the stream and
+ * reports a bad label as the CPU path does, naming the layer. Otherwise a
+ * bad label goes unreported on the GPU (the device index is not read). */
+cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c);
+
+#endif
