@@ -50,6 +50,10 @@ cnn_status cnn_host_grad(cnn_tensor *t);
 void cnn_host_wrote_data(cnn_tensor *t);
 void cnn_host_wrote_grad(cnn_tensor *t);
 
+/* Grows t's device arrays to t's capacity when smaller (cnn_tensor_reshape
+ * calls it after making the host copy current and growing the host
+ * arrays); after a growth the host copy is the only current one. */
+cnn_status cnn_tensor_dev_fit(cnn_tensor *t);
 /* Frees t's mirror (cnn_tensor_free calls it). */
 void cnn_tensor_detach(cnn_tensor *t);
 

@@ -1,9 +1,11 @@
-/* tensor.c — N-d float arrays with gradients, host storage. */
+/* tensor.c — N-d float arrays with gradients, host storage (device mirrors
+ * of a GPU net's tensors live in gpu.c; reshape grows them, free drops them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cnn.h"
+#include "gpu.h"
 
 cnn_tensor *cnn_tensor_create(const char *name)
 {
@@ -19,6 +21,7 @@ cnn_tensor *cnn_tensor_create(const char *name)
 void cnn_tensor_free(cnn_tensor *t)
 {
     if (!t) return;
+    cnn_tensor_detach(t);
     free(t->data);
     free(t->grad);
     free(t->name);
@@ -66,8 +69,13 @@ cnn_status cnn_tensor_reshape(cnn_tensor *t, int ndim, const int *shape)
                              t->name ? t->name : "", shape[i]);
         count *= (size_t)shape[i];
     }
-    cnn_status st = grow(t, count);
-    if (st) return st;
+    cnn_status st = CNN_OK;
+    if (t->dev && count > t->capacity) {
+        /* The device arrays are replaced: keep their contents on the host. */
+        if ((st = cnn_host_data(t)) || (st = cnn_host_grad(t))) return st;
+    }
+    if ((st = grow(t, count))) return st;
+    if (t->dev && (st = cnn_tensor_dev_fit(t))) return st;
     t->ndim = ndim;
     for (int i = 0; i < CNN_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 0;
     t->count = count;
