@@ -2,9 +2,13 @@
  * probability 1 - dropout_ratio and scaled by 1 / (1 - dropout_ratio) (or,
  * with scale_train false, left unscaled and the TEST output scaled by
  * 1 - dropout_ratio instead); in TEST it is the identity. The mask comes
- * from the net's generator and is kept for the backward pass. Runs in place. */
+ * from the net's generator and is kept for the backward pass. Runs in place.
+ * On the GPU the mask is still drawn on the host from the same generator,
+ * value by value as on the CPU (so the generator's state and the mask are
+ * the CPU's bit for bit), then uploaded; the rest runs on the device. */
 #include <stdlib.h>
 
+#include "../core/gpu.h"
 #include "../kernels/kernels.h"
 #include "layer.h"
 
@@ -49,7 +53,10 @@ static cnn_status dropout_reshape(cnn_layer *l)
     cnn_status st = CNN_OK;
     dropout_priv *d = l->priv;
     CNN_TRY(cnn_tensor_reshape_like(l->top[0], l->bottom[0]));
-    if (l->phase == CNN_TRAIN) CNN_TRY(cnn_tensor_reshape_like(d->mask, l->bottom[0]));
+    if (l->phase == CNN_TRAIN) {
+        CNN_TRY(cnn_tensor_reshape_like(d->mask, l->bottom[0]));
+        if (l->cuda) CNN_TRY(cnn_tensor_attach(d->mask, l->cuda));
+    }
 fail:
     return st;
 }
@@ -57,17 +64,24 @@ fail:
 /* The factor every value is multiplied by in TEST. */
 static float test_scale(const dropout_priv *d) { return d->scale_train ? 1.f : 1.f - d->ratio; }
 
+/* Draws the TRAIN mask (count values) into d->mask's host array. */
+static void draw_mask(cnn_layer *l, size_t count)
+{
+    const dropout_priv *d = l->priv;
+    float keep = d->scale_train ? 1.f / (1.f - d->ratio) : 1.f;
+    double p_keep = 1.0 - d->ratio;
+    float *m = d->mask->data;
+    for (size_t i = 0; i < count; i++) m[i] = cnn_rng_uniform(l->rng) < p_keep ? keep : 0.f;
+}
+
 static cnn_status dropout_forward(cnn_layer *l)
 {
     dropout_priv *d = l->priv;
     const cnn_tensor *x = l->bottom[0];
     cnn_tensor *y = l->top[0];
     if (l->phase == CNN_TRAIN) {
-        float keep = d->scale_train ? 1.f / (1.f - d->ratio) : 1.f;
-        double p_keep = 1.0 - d->ratio;
-        float *m = d->mask->data;
-        for (size_t i = 0; i < x->count; i++) m[i] = cnn_rng_uniform(l->rng) < p_keep ? keep : 0.f;
-        cnn_k_dropout_apply(x->count, x->data, m, y->data);
+        draw_mask(l, x->count);
+        cnn_k_dropout_apply(x->count, x->data, d->mask->data, y->data);
     } else if (test_scale(d) != 1.f) {
         if (y != x) cnn_k_copy(x->count, x->data, y->data);
         cnn_k_scale(y->count, test_scale(d), y->data);
@@ -91,6 +105,75 @@ static cnn_status dropout_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+/* Device pointers: bottom read, top written (one pointer in place). With
+ * `grad`, the same for the top grad (read) and bottom grad (written). */
+static cnn_status gpu_io(cnn_layer *l, bool grad, const float **in, float **out)
+{
+    cnn_status st = CNN_OK;
+    cnn_tensor *x = l->bottom[0], *y = l->top[0];
+    if (x == y) {
+        CNN_TRY(grad ? cnn_gpu_modify_grad(y, out) : cnn_gpu_modify(y, out));
+        *in = *out;
+    } else if (grad) {
+        CNN_TRY(cnn_gpu_read_grad(y, in));
+        CNN_TRY(cnn_gpu_write_grad(x, out));
+    } else {
+        CNN_TRY(cnn_gpu_read(x, in));
+        CNN_TRY(cnn_gpu_write(y, out));
+    }
+fail:
+    return st;
+}
+
+/* TEST (or TEST-like backward): out = in * test_scale, skipped in place
+ * when the scale is 1. */
+static cnn_status gpu_test_pass(cnn_layer *l, bool grad)
+{
+    cnn_status st = CNN_OK;
+    const dropout_priv *d = l->priv;
+    size_t n = l->bottom[0]->count;
+    const float *in;
+    float *out;
+    if (l->top[0] == l->bottom[0] && test_scale(d) == 1.f) return CNN_OK;
+    CNN_TRY(gpu_io(l, grad, &in, &out));
+    if (out != in) CNN_TRY(cnn_cuda_copy(l->cuda, n, in, out));
+    if (test_scale(d) != 1.f) CNN_TRY(cnn_cuda_scale(l->cuda, n, test_scale(d), out));
+fail:
+    return st;
+}
+
+static cnn_status dropout_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    dropout_priv *d = l->priv;
+    size_t n = l->bottom[0]->count;
+    const float *x, *m;
+    float *y;
+    if (l->phase != CNN_TRAIN) return gpu_test_pass(l, false);
+    draw_mask(l, n);
+    cnn_host_wrote_data(d->mask);
+    CNN_TRY(cnn_gpu_read(d->mask, &m));
+    CNN_TRY(gpu_io(l, false, &x, &y));
+    CNN_TRY(cnn_cuda_dropout_apply(l->cuda, n, x, m, y));
+fail:
+    return st;
+}
+
+static cnn_status dropout_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    dropout_priv *d = l->priv;
+    const float *dy, *m;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    if (l->phase != CNN_TRAIN) return gpu_test_pass(l, true);
+    CNN_TRY(cnn_gpu_read(d->mask, &m));
+    CNN_TRY(gpu_io(l, true, &dy, &dx));
+    CNN_TRY(cnn_cuda_dropout_apply(l->cuda, l->bottom[0]->count, dy, m, dx));
+fail:
+    return st;
+}
+
 static double dropout_flops(const cnn_layer *l) { return (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_Dropout = {
@@ -105,4 +188,6 @@ const cnn_layer_type cnn_layer_Dropout = {
     .backward = dropout_backward,
     .destroy = dropout_destroy,
     .flops = dropout_flops,
+    .forward_gpu = dropout_forward_gpu,
+    .backward_gpu = dropout_backward_gpu,
 };
