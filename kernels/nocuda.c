@@ -85,6 +85,43 @@ cnn_status cnn_cuda_copy_bytes(cnn_cuda_ctx *ctx, void *dst, const void *src, si
     return no_cuda("cnn_cuda_copy_bytes");
 }
 
+cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing, cnn_cuda_event **out)
+{
+    *out = NULL;
+    return no_cuda("cnn_cuda_event_create");
+}
+
+void cnn_cuda_event_free(cnn_cuda_event *e) {}
+
+cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e)
+{
+    return no_cuda("cnn_cuda_event_record");
+}
+
+cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e)
+{
+    return no_cuda("cnn_cuda_wait_event");
+}
+
+cnn_status cnn_cuda_event_elapsed(const cnn_cuda_event *start, const cnn_cuda_event *end,
+                                  float *ms)
+{
+    *ms = 0;
+    return no_cuda("cnn_cuda_event_elapsed");
+}
+
+cnn_status cnn_cuda_enable_peer(cnn_cuda_ctx *dst, cnn_cuda_ctx *src, bool *peer)
+{
+    *peer = false;
+    return no_cuda("cnn_cuda_enable_peer");
+}
+
+cnn_status cnn_cuda_copy_peer(cnn_cuda_ctx *dst_ctx, void *dst, cnn_cuda_ctx *src_ctx,
+                              const void *src, size_t bytes)
+{
+    return no_cuda("cnn_cuda_copy_peer");
+}
+
 cnn_status cnn_cuda_gemm(cnn_cuda_ctx *ctx, bool ta, bool tb, int m, int n, int k, float alpha,
                          const float *a, const float *b, float beta, float *c)
 {

@@ -201,3 +201,88 @@ extern "C" cnn_status cnn_cuda_copy_bytes(cnn_cuda_ctx *ctx, void *dst, const vo
     CNN_SYNC_IF_DEBUG(ctx);
     return CNN_OK;
 }
+
+/* ---- events and copies between contexts --------------------------------- */
+
+struct cnn_cuda_event {
+    int device;
+    cudaEvent_t ev;
+};
+
+extern "C" cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing,
+                                            cnn_cuda_event **out)
+{
+    *out = NULL;
+    cnn_cuda_event *e = (cnn_cuda_event *)calloc(1, sizeof *e);
+    if (!e) return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a CUDA event");
+    e->device = ctx->device;
+    cudaError_t r = cudaSetDevice(ctx->device);
+    if (r == cudaSuccess)
+        r = cudaEventCreateWithFlags(&e->ev, timing ? cudaEventDefault : cudaEventDisableTiming);
+    if (r != cudaSuccess) {
+        free(e);
+        CNN_CUDA(r);
+    }
+    *out = e;
+    return CNN_OK;
+}
+
+extern "C" void cnn_cuda_event_free(cnn_cuda_event *e)
+{
+    if (!e) return;
+    cudaEventDestroy(e->ev);
+    free(e);
+}
+
+extern "C" cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e)
+{
+    CNN_CUDA(cudaEventRecord(e->ev, ctx->stream));
+    CNN_SYNC_IF_DEBUG(ctx);
+    return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e)
+{
+    CNN_CUDA(cudaStreamWaitEvent(ctx->stream, e->ev, 0));
+    return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_event_elapsed(const cnn_cuda_event *start,
+                                             const cnn_cuda_event *end, float *ms)
+{
+    *ms = 0;
+    CNN_CUDA(cudaEventSynchronize(end->ev));
+    CNN_CUDA(cudaEventElapsedTime(ms, start->ev, end->ev));
+    return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_enable_peer(cnn_cuda_ctx *dst, cnn_cuda_ctx *src, bool *peer)
+{
+    *peer = true;
+    if (dst->device == src->device) return CNN_OK;
+    int can = 0;
+    CNN_CUDA(cudaDeviceCanAccessPeer(&can, dst->device, src->device));
+    *peer = can != 0;
+    if (!can) return CNN_OK;
+    CNN_CUDA(cudaSetDevice(dst->device));
+    cudaError_t r = cudaDeviceEnablePeerAccess(src->device, 0);
+    if (r == cudaErrorPeerAccessAlreadyEnabled) {
+        cudaGetLastError(); /* clear the sticky-free error state */
+        return CNN_OK;
+    }
+    CNN_CUDA(r);
+    return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_copy_peer(cnn_cuda_ctx *dst_ctx, void *dst, cnn_cuda_ctx *src_ctx,
+                                         const void *src, size_t bytes)
+{
+    if (bytes == 0 || dst == src) return CNN_OK;
+    if (dst_ctx->device == src_ctx->device)
+        CNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, dst_ctx->stream));
+    else
+        CNN_CUDA(cudaMemcpyPeerAsync(dst, dst_ctx->device, src, src_ctx->device, bytes,
+                                     dst_ctx->stream));
+    CNN_SYNC_IF_DEBUG(dst_ctx);
+    return CNN_OK;
+}
