@@ -1,20 +1,29 @@
 /* cnninfo — prints a model's layers with their logical device, output
  * shapes, parameter counts and forward FLOPs, then totals: how a user checks
- * a model file (including the Split and Copy layers the net inserts). */
+ * a model file (including the Split and Copy layers the net inserts). With
+ * --gpus (or --gpu) it also shows the physical CUDA device each layer would
+ * run on, or "host" for a layer type without a GPU path; nothing runs, so
+ * no GPU is needed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/cnn.h"
+#include "core/net_internal.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: cnninfo MODEL [--phase TRAIN|TEST] [--devices N]\n"
+    fprintf(stderr, "usage: cnninfo MODEL [--phase TRAIN|TEST] [--devices N | --gpus L | --gpu N]\n"
                     "Prints each layer's device, top shapes, parameters and forward FLOPs.\n"
                     "  --devices N   logical devices of the run (default: as many as the\n"
                     "                model's device: fields name); a layer's device must\n"
-                    "                be below N\n");
+                    "                be below N\n"
+                    "  --gpus L      logical devices on CUDA devices L (\"0,1\", \"0,0\"): adds\n"
+                    "                the physical device of each layer (cuda:K, or host for a\n"
+                    "                layer without a GPU path); no GPU is needed\n"
+                    "  --gpu N       the same with every logical device on CUDA device N\n");
 }
 
 static const char *human(double v, char *buf, size_t n)
@@ -37,13 +46,28 @@ static size_t layer_param_count(const cnn_net *n, int i)
     return c;
 }
 
-static void print_net(const cnn_net *n)
+/* Where layer i would run on the GPUs of `dev`: logical device k runs on
+ * gpu[min(k, n - 1)]; a type without a GPU path runs on the host. */
+static const char *physical(const cnn_net *n, int i, const cnn_tool_dev *dev, char *buf,
+                            size_t len)
 {
-    char shapes[256], a[32], b[32];
+    int k = cnn_net_layer_device(n, i);
+    if (!cnn_net_layer(n, i)->type->forward_gpu)
+        snprintf(buf, len, "host");
+    else
+        snprintf(buf, len, "cuda:%d", dev->gpu[k < dev->n ? k : dev->n - 1]);
+    return buf;
+}
+
+static void print_net(const cnn_net *n, const cnn_tool_dev *dev)
+{
+    char shapes[256], a[32], b[32], g[32];
+    bool gpu = dev->mode == CNN_TOOL_DEV_GPU;
     double flops = 0, act_bytes = 0, dev_flops[CNN_MAX_DEVICES] = {0};
     size_t params = 0, dev_params[CNN_MAX_DEVICES] = {0};
-    printf("%-24s %-22s %3s %-34s %12s %12s\n", "layer", "type", "dev", "top shapes",
-           "params", "FLOPs");
+    printf("%-24s %-22s %3s ", "layer", "type", "dev");
+    if (gpu) printf("%-7s ", "gpu");
+    printf("%-34s %12s %12s\n", "top shapes", "params", "FLOPs");
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
         size_t at = 0;
         shapes[0] = 0;
@@ -60,9 +84,11 @@ static void print_net(const cnn_net *n)
         }
         size_t pc = layer_param_count(n, i);
         double f = cnn_net_layer_flops(n, i);
-        printf("%-24s %-22s %3d %-34s %12s %12s\n", cnn_net_layer_name(n, i),
-               cnn_net_layer_type(n, i), cnn_net_layer_device(n, i), shapes,
-               pc ? human((double)pc, a, sizeof a) : "-", f > 0 ? human(f, b, sizeof b) : "-");
+        printf("%-24s %-22s %3d ", cnn_net_layer_name(n, i), cnn_net_layer_type(n, i),
+               cnn_net_layer_device(n, i));
+        if (gpu) printf("%-7s ", physical(n, i, dev, g, sizeof g));
+        printf("%-34s %12s %12s\n", shapes, pc ? human((double)pc, a, sizeof a) : "-",
+               f > 0 ? human(f, b, sizeof b) : "-");
         params += pc;
         flops += f;
         dev_params[cnn_net_layer_device(n, i)] += pc;
@@ -81,10 +107,14 @@ int main(int argc, char **argv)
 {
     const char *model = NULL;
     cnn_net_opts o = cnn_net_default_opts();
+    cnn_tool_dev dev;
+    cnn_tool_dev_init(&dev, "cnninfo", true);
     o.phase = CNN_TEST;
     o.shapes_only = true;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--phase") && i + 1 < argc) {
+        if ((!strcmp(argv[i], "--gpus") || !strcmp(argv[i], "--gpu")) && i + 1 < argc) {
+            if (cnn_tool_dev_arg(&dev, argc, argv, &i) != 1) return 2;
+        } else if (!strcmp(argv[i], "--phase") && i + 1 < argc) {
             const char *p = argv[++i];
             if (!strcmp(p, "TRAIN") || !strcmp(p, "train"))
                 o.phase = CNN_TRAIN;
@@ -118,15 +148,29 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    if (dev.list && o.devices) {
+        fprintf(stderr, "cnninfo: --devices is for the CPU; with GPUs the --gpus list gives "
+                        "the logical devices\n");
+        return 2;
+    }
+    if (dev.list) o.devices = dev.n;
     cnn_net *net = NULL;
     if (cnn_net_from_file(model, &o, &net) != CNN_OK) {
         fprintf(stderr, "cnninfo: %s\n", cnn_error_message());
         return 1;
     }
     int nd = cnn_net_num_devices(net);
-    printf("net '%s' from %s, phase %s, %d logical device%s\n\n", cnn_net_name(net), model,
+    printf("net '%s' from %s, phase %s, %d logical device%s", cnn_net_name(net), model,
            o.phase == CNN_TRAIN ? "TRAIN" : "TEST", nd, nd == 1 ? "" : "s");
-    print_net(net);
+    if (dev.mode == CNN_TOOL_DEV_GPU) {
+        printf(" on CUDA device%s", dev.n > 1 ? "s" : "");
+        for (int k = 0; k < dev.n; k++) printf("%s%d", k ? "," : " ", dev.gpu[k]);
+    }
+    printf("\n\n");
+    print_net(net, &dev);
+    if (dev.mode == CNN_TOOL_DEV_GPU)
+        printf("gpu: the physical device of the layer's logical one; host: no GPU path, the "
+               "layer runs on the CPU\n     on host copies of its blobs\n");
     cnn_net_free(net);
     return 0;
 }
