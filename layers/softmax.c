@@ -2,11 +2,14 @@
  * SoftmaxWithLoss: the softmax followed by the multinomial logistic loss of
  * integer labels, loss_param ignore_label and normalization (FULL, VALID,
  * BATCH_SIZE, NONE; default VALID; the legacy `normalize: false` means
- * BATCH_SIZE). An optional second top receives the probabilities. */
+ * BATCH_SIZE). An optional second top receives the probabilities. Both
+ * have a GPU path; the loss, its normaliser and the backward scale (top
+ * gradient, i.e. loss_weight, over the normaliser) stay on the device. */
 #include <stdlib.h>
 
 #include "../kernels/kernels.h"
 #include "layer.h"
+#include "loss_gpu.h"
 
 static const char *const engine_names[] = {"DEFAULT", "CAFFE", "CUDNN", NULL};
 
@@ -87,6 +90,36 @@ static cnn_status softmax_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status softmax_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const softmax_priv *s = l->priv;
+    const float *x;
+    float *y;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(l->top[0] == l->bottom[0] ? cnn_gpu_modify(l->top[0], &y)
+                                      : cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_cuda_softmax_forward(l->cuda, s->outer, s->c, s->inner, x, y));
+fail:
+    return st;
+}
+
+static cnn_status softmax_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const softmax_priv *s = l->priv;
+    const float *y, *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->top[0], &y));
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    CNN_TRY(l->top[0] == l->bottom[0] ? cnn_gpu_modify_grad(l->bottom[0], &dx)
+                                      : cnn_gpu_write_grad(l->bottom[0], &dx));
+    CNN_TRY(cnn_cuda_softmax_backward(l->cuda, s->outer, s->c, s->inner, y, dy, dx));
+fail:
+    return st;
+}
+
 static double softmax_flops(const cnn_layer *l) { return 4.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_Softmax = {
@@ -100,6 +133,8 @@ const cnn_layer_type cnn_layer_Softmax = {
     .forward = softmax_forward,
     .backward = softmax_backward,
     .flops = softmax_flops,
+    .forward_gpu = softmax_forward_gpu,
+    .backward_gpu = softmax_backward_gpu,
 };
 
 /* ---- SoftmaxWithLoss --------------------------------------------------- */
@@ -112,12 +147,16 @@ typedef struct {
     int outer, c, inner;
     float normalizer;  /* of the last forward */
     cnn_tensor *prob;  /* (bottom[0] shape) softmax output */
+    cnn_loss_dev dev;  /* GPU: the loss's device scalars */
 } swl_priv;
 
 static void swl_destroy(cnn_layer *l)
 {
     swl_priv *s = l->priv;
-    if (s) cnn_tensor_free(s->prob);
+    if (s) {
+        cnn_tensor_free(s->prob);
+        cnn_loss_dev_free(&s->dev);
+    }
     free(s);
     l->priv = NULL;
 }
@@ -167,6 +206,10 @@ static cnn_status swl_reshape(cnn_layer *l)
     CNN_TRY(cnn_tensor_reshape(l->top[0], 0, NULL));
     if (l->n_top > 1) CNN_TRY(cnn_tensor_reshape_like(l->top[1], x));
     CNN_TRY(cnn_tensor_reshape_like(s->prob, x));
+    if (l->cuda) {
+        CNN_TRY(cnn_tensor_attach(s->prob, l->cuda));
+        CNN_TRY(cnn_loss_dev_alloc(l, &s->dev));
+    }
 fail:
     return st;
 }
@@ -214,6 +257,56 @@ static cnn_status swl_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status swl_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    swl_priv *s = l->priv;
+    cnn_cuda_ctx *ctx = l->cuda;
+    const float *x, *label;
+    float *prob, *loss, *y1;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_read(l->bottom[1], &label));
+    CNN_TRY(cnn_gpu_write(s->prob, &prob));
+    CNN_TRY(cnn_cuda_softmax_forward(ctx, s->outer, s->c, s->inner, x, prob));
+    CNN_TRY(cnn_cuda_softmax_loss_forward(ctx, s->outer, s->c, s->inner, prob, label,
+                                          s->has_ignore, s->ignore, s->dev.f + CNN_LOSS_SUM,
+                                          s->dev.bad));
+    CNN_TRY(cnn_loss_dev_check(l, &s->dev, l->bottom[1], s->c));
+    /* VALID's normaliser is the device's count of valid labels. */
+    float norm = s->norm == NORM_VALID ? 0.f : normalizer(s->norm, s->outer, s->inner, 0);
+    if (norm > 0) s->normalizer = norm;
+    CNN_TRY(cnn_gpu_write(l->top[0], &loss));
+    CNN_TRY(cnn_loss_dev_normalize(&s->dev, norm, loss));
+    if (l->n_top > 1) {
+        CNN_TRY(cnn_gpu_write(l->top[1], &y1));
+        CNN_TRY(cnn_cuda_copy(ctx, s->prob->count, prob, y1));
+    }
+fail:
+    return st;
+}
+
+static cnn_status swl_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    swl_priv *s = l->priv;
+    const float *prob, *label, *dtop, *scale;
+    float *dx;
+    if (l->propagate_down[1] && l->bottom[1] != l->bottom[0]) {
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[1], &dx));
+        CNN_TRY(cnn_cuda_set(l->cuda, l->bottom[1]->count, 0.f, dx));
+    }
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(s->prob, &prob));
+    CNN_TRY(cnn_gpu_read(l->bottom[1], &label));
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dtop));
+    CNN_TRY(cnn_loss_dev_scale(&s->dev, dtop, &scale));
+    CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &dx));
+    CNN_TRY(cnn_cuda_softmax_loss_backward(l->cuda, s->outer, s->c, s->inner, prob, label,
+                                           s->has_ignore, s->ignore, 1.f, scale, dx));
+fail:
+    return st;
+}
+
 static double swl_flops(const cnn_layer *l) { return 5.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_SoftmaxWithLoss = {
@@ -229,4 +322,6 @@ const cnn_layer_type cnn_layer_SoftmaxWithLoss = {
     .backward = swl_backward,
     .destroy = swl_destroy,
     .flops = swl_flops,
+    .forward_gpu = swl_forward_gpu,
+    .backward_gpu = swl_backward_gpu,
 };
