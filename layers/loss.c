@@ -2,11 +2,13 @@
  * EuclideanLoss, sum((a - b)^2) / (2 N) with gradients to both bottoms, and
  * SigmoidCrossEntropyLoss, the cross-entropy of sigmoid(x) against targets
  * in [0, 1] computed stably, with loss_param ignore_label and normalization
- * (default BATCH_SIZE, as in Caffe for this layer). */
+ * (default BATCH_SIZE, as in Caffe for this layer). Both have a GPU path
+ * whose loss and backward scale stay on the device. */
 #include <stdlib.h>
 
 #include "../kernels/kernels.h"
 #include "layer.h"
+#include "loss_gpu.h"
 
 /* The loss layers' common check: the first dimensions agree. */
 static cnn_status check_first_dim(const cnn_layer *l)
@@ -63,6 +65,7 @@ static cnn_status euclid_reshape(cnn_layer *l)
                                cnn_tensor_shape_str(b, bs, sizeof bs));
     CNN_TRY(cnn_tensor_reshape(l->top[0], 0, NULL));
     CNN_TRY(cnn_tensor_reshape_like(e->diff, a));
+    if (l->cuda) CNN_TRY(cnn_tensor_attach(e->diff, l->cuda));
 fail:
     return st;
 }
@@ -98,6 +101,42 @@ static cnn_status euclid_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status euclid_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    euclid_priv *e = l->priv;
+    cnn_tensor *a = l->bottom[0];
+    const float *da, *db;
+    float *diff, *loss;
+    CNN_TRY(cnn_gpu_read(a, &da));
+    CNN_TRY(cnn_gpu_read(l->bottom[1], &db));
+    CNN_TRY(cnn_gpu_write(e->diff, &diff));
+    CNN_TRY(cnn_gpu_write(l->top[0], &loss));
+    CNN_TRY(cnn_cuda_euclidean_forward(l->cuda, a->count, cnn_tensor_dim(a, 0), da, db, diff,
+                                       loss));
+fail:
+    return st;
+}
+
+static cnn_status euclid_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    euclid_priv *e = l->priv;
+    const float *diff, *dloss;
+    float *dx;
+    CNN_TRY(cnn_gpu_read(e->diff, &diff));
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dloss));
+    for (int i = 0; i < 2; i++) {
+        if (!l->propagate_down[i]) continue;
+        cnn_tensor *x = l->bottom[i];
+        CNN_TRY(cnn_gpu_write_grad(x, &dx));
+        CNN_TRY(cnn_cuda_euclidean_backward(l->cuda, x->count, cnn_tensor_dim(x, 0),
+                                            i == 0 ? 1.f : -1.f, dloss, diff, dx));
+    }
+fail:
+    return st;
+}
+
 static double euclid_flops(const cnn_layer *l) { return 3.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_EuclideanLoss = {
@@ -113,6 +152,8 @@ const cnn_layer_type cnn_layer_EuclideanLoss = {
     .backward = euclid_backward,
     .destroy = euclid_destroy,
     .flops = euclid_flops,
+    .forward_gpu = euclid_forward_gpu,
+    .backward_gpu = euclid_backward_gpu,
 };
 
 /* ---- SigmoidCrossEntropyLoss ---------------------------------------------- */
@@ -125,7 +166,16 @@ typedef struct {
     int ignore;
     int norm;         /* NORM_* */
     float normalizer; /* of the last forward */
+    cnn_loss_dev dev; /* GPU: the loss's device scalars */
 } sce_priv;
+
+static void sce_destroy(cnn_layer *l)
+{
+    sce_priv *s = l->priv;
+    if (s) cnn_loss_dev_free(&s->dev);
+    free(s);
+    l->priv = NULL;
+}
 
 static cnn_status sce_setup(cnn_layer *l, cnn_cfg *cfg)
 {
@@ -161,6 +211,7 @@ static cnn_status sce_reshape(cnn_layer *l)
                                cnn_tensor_shape_str(a, as, sizeof as),
                                cnn_tensor_shape_str(b, bs, sizeof bs));
     CNN_TRY(cnn_tensor_reshape(l->top[0], 0, NULL));
+    CNN_TRY(cnn_loss_dev_alloc(l, &((sce_priv *)l->priv)->dev));
 fail:
     return st;
 }
@@ -199,6 +250,54 @@ static cnn_status sce_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status sce_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    sce_priv *s = l->priv;
+    const cnn_tensor *x = l->bottom[0];
+    const float *xd, *t;
+    float *loss, norm = 1;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &xd));
+    CNN_TRY(cnn_gpu_read(l->bottom[1], &t));
+    CNN_TRY(cnn_cuda_sigmoid_xent_forward(l->cuda, x->count, xd, t, s->has_ignore, s->ignore,
+                                          s->dev.f + CNN_LOSS_SUM));
+    switch (s->norm) {
+    case NORM_FULL: norm = (float)x->count; break;
+    case NORM_VALID: norm = 0; break; /* the device's count of valid targets */
+    case NORM_BATCH_SIZE: norm = (float)cnn_tensor_dim(x, 0); break;
+    default: norm = 1; break;
+    }
+    if (s->norm != NORM_VALID && norm < 1) norm = 1;
+    if (norm > 0) s->normalizer = norm;
+    CNN_TRY(cnn_gpu_write(l->top[0], &loss));
+    CNN_TRY(cnn_loss_dev_normalize(&s->dev, norm, loss));
+fail:
+    return st;
+}
+
+static cnn_status sce_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    sce_priv *s = l->priv;
+    const cnn_tensor *x = l->bottom[0];
+    const float *xd, *t, *dtop, *scale;
+    float *dx;
+    if (l->propagate_down[1] && l->bottom[1] != l->bottom[0]) {
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[1], &dx));
+        CNN_TRY(cnn_cuda_set(l->cuda, l->bottom[1]->count, 0.f, dx));
+    }
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &xd));
+    CNN_TRY(cnn_gpu_read(l->bottom[1], &t));
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dtop));
+    CNN_TRY(cnn_loss_dev_scale(&s->dev, dtop, &scale));
+    CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &dx));
+    CNN_TRY(cnn_cuda_sigmoid_xent_backward(l->cuda, x->count, xd, t, s->has_ignore,
+                                           s->ignore, 1.f, scale, dx));
+fail:
+    return st;
+}
+
 static double sce_flops(const cnn_layer *l) { return 6.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_SigmoidCrossEntropyLoss = {
@@ -212,5 +311,8 @@ const cnn_layer_type cnn_layer_SigmoidCrossEntropyLoss = {
     .reshape = sce_reshape,
     .forward = sce_forward,
     .backward = sce_backward,
+    .destroy = sce_destroy,
     .flops = sce_flops,
+    .forward_gpu = sce_forward_gpu,
+    .backward_gpu = sce_backward_gpu,
 };
