@@ -1,11 +1,13 @@
 /* accuracy.c — Caffe's Accuracy layer: the fraction of (non-ignored)
  * labels whose score is among the top_k of their row, ties counted as
  * misses like Caffe. accuracy_param: top_k (1), axis (1), ignore_label.
- * An optional second top (C) gets the accuracy per class. No backward. */
+ * An optional second top (C) gets the accuracy per class. No backward.
+ * The GPU path leaves the results on the device (no host sync). */
 #include <stdlib.h>
 
 #include "../kernels/kernels.h"
 #include "layer.h"
+#include "loss_gpu.h"
 
 typedef struct {
     int top_k, axis;
@@ -14,12 +16,19 @@ typedef struct {
     int outer, c, inner;
     float *totals; /* (c) labels seen per class, for the second top */
     int n_totals;
+    cnn_loss_dev dev;  /* GPU: correct and valid counts, the quotient */
+    float *dev_class;  /* GPU, second top: (3, dev_cap) hits, totals, ones */
+    int dev_cap;
 } accuracy_priv;
 
 static void accuracy_destroy(cnn_layer *l)
 {
     accuracy_priv *a = l->priv;
-    if (a) free(a->totals);
+    if (a) {
+        free(a->totals);
+        if (a->dev.ctx) cnn_cuda_free(a->dev.ctx, a->dev_class);
+        cnn_loss_dev_free(&a->dev);
+    }
     free(a);
     l->priv = NULL;
 }
@@ -41,6 +50,26 @@ static cnn_status accuracy_setup(cnn_layer *l, cnn_cfg *cfg)
     }
     if (a->top_k < 1)
         return cnn_layer_error(l, CNN_ERR_CONFIG, "top_k must be at least 1, got %d", a->top_k);
+fail:
+    return st;
+}
+
+/* Device scratch: the loss layers' scalars and, for the per-class top,
+ * room for the per-class tallies and a row of ones. */
+static cnn_status reshape_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    accuracy_priv *a = l->priv;
+    void *p = NULL;
+    CNN_TRY(cnn_loss_dev_alloc(l, &a->dev));
+    if (l->n_top < 2 || a->dev_cap >= a->c) return CNN_OK;
+    cnn_cuda_free(a->dev.ctx, a->dev_class);
+    a->dev_class = NULL;
+    a->dev_cap = 0;
+    CNN_TRY(cnn_cuda_malloc(a->dev.ctx, 3 * (size_t)a->c * sizeof(float), &p));
+    a->dev_class = p;
+    a->dev_cap = a->c;
+    CNN_TRY(cnn_cuda_set(a->dev.ctx, (size_t)a->c, 1.f, a->dev_class + 2 * (size_t)a->c));
 fail:
     return st;
 }
@@ -76,6 +105,7 @@ static cnn_status accuracy_reshape(cnn_layer *l)
             a->n_totals = a->c;
         }
     }
+    if (l->cuda) CNN_TRY(reshape_gpu(l));
 fail:
     return st;
 }
@@ -98,6 +128,36 @@ static cnn_status accuracy_forward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status accuracy_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    accuracy_priv *a = l->priv;
+    cnn_cuda_ctx *ctx = l->cuda;
+    size_t c = (size_t)a->c;
+    const float *x, *label;
+    float *acc, *per_class = NULL, *hits = NULL, *totals = NULL, *ones = NULL;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_read(l->bottom[1], &label));
+    if (l->n_top > 1) {
+        hits = a->dev_class;
+        totals = hits + a->dev_cap;
+        ones = hits + 2 * (size_t)a->dev_cap;
+    }
+    CNN_TRY(cnn_cuda_accuracy(ctx, a->outer, a->c, a->inner, x, label, a->top_k, a->has_ignore,
+                              a->ignore, a->dev.f + CNN_LOSS_SUM, hits, totals, a->dev.bad));
+    CNN_TRY(cnn_loss_dev_check(l, &a->dev, l->bottom[1], a->c));
+    /* correct / max(count, 1): 0 when nothing counted, as on the CPU. */
+    CNN_TRY(cnn_gpu_write(l->top[0], &acc));
+    CNN_TRY(cnn_loss_dev_normalize(&a->dev, 0.f, acc));
+    if (hits) {
+        CNN_TRY(cnn_gpu_write(l->top[1], &per_class));
+        CNN_TRY(cnn_gpu_at_least_one(ctx, c, totals, ones, totals));
+        CNN_TRY(cnn_gpu_divide(ctx, c, hits, totals, ones, per_class));
+    }
+fail:
+    return st;
+}
+
 static double accuracy_flops(const cnn_layer *l) { return (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_Accuracy = {
@@ -112,4 +172,5 @@ const cnn_layer_type cnn_layer_Accuracy = {
     .backward = NULL,
     .destroy = accuracy_destroy,
     .flops = accuracy_flops,
+    .forward_gpu = accuracy_forward_gpu,
 };
