@@ -1,8 +1,10 @@
 /* concat.c — the Concat layer: joins its bottoms along one axis
  * (concat_param { axis: 1 }, or Caffe's legacy concat_dim). All other
- * dimensions must agree. */
+ * dimensions must agree. The GPU path does the same strided copies on the
+ * device. */
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "layer.h"
 
 typedef struct {
@@ -101,6 +103,48 @@ static cnn_status concat_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+/* concat_copy on the device: bottoms' data into the top's (fwd), or the
+ * top's grad back into the bottoms' grads that need it. */
+static cnn_status concat_copy_gpu(cnn_layer *l, bool fwd)
+{
+    cnn_status st = CNN_OK;
+    concat_priv *c = l->priv;
+    cnn_tensor *top = l->top[0];
+    int axis = cnn_tensor_axis(top, c->axis);
+    size_t outer = cnn_tensor_count_range(top, 0, axis);
+    size_t inner = cnn_tensor_count_range(top, axis + 1, top->ndim);
+    size_t top_chunk = (size_t)top->shape[axis] * inner, at = 0;
+    const float *src;
+    float *y = NULL, *x;
+    if (fwd) {
+        CNN_TRY(cnn_gpu_write(top, &y));
+    } else {
+        CNN_TRY(cnn_gpu_read_grad(top, &src));
+        y = (float *)src; /* only read (!to_y) */
+    }
+    for (int i = 0; i < l->n_bottom; i++) {
+        cnn_tensor *b = l->bottom[i];
+        size_t chunk = (size_t)b->shape[axis] * inner;
+        if (fwd) {
+            CNN_TRY(cnn_gpu_read(b, &src));
+            x = (float *)src; /* only read (to_y) */
+        } else if (l->propagate_down[i]) {
+            CNN_TRY(cnn_gpu_write_grad(b, &x));
+        } else {
+            at += chunk;
+            continue;
+        }
+        CNN_TRY(cnn_cuda_concat_copy(l->cuda, outer, chunk, top_chunk, at, fwd, x, y));
+        at += chunk;
+    }
+fail:
+    return st;
+}
+
+static cnn_status concat_forward_gpu(cnn_layer *l) { return concat_copy_gpu(l, true); }
+
+static cnn_status concat_backward_gpu(cnn_layer *l) { return concat_copy_gpu(l, false); }
+
 const cnn_layer_type cnn_layer_Concat = {
     .name = "Concat",
     .min_bottoms = 1,
@@ -111,4 +155,6 @@ const cnn_layer_type cnn_layer_Concat = {
     .reshape = concat_reshape,
     .forward = concat_forward,
     .backward = concat_backward,
+    .forward_gpu = concat_forward_gpu,
+    .backward_gpu = concat_backward_gpu,
 };
