@@ -1,9 +1,12 @@
 /* eltwise.c — the Eltwise layer: element-wise PROD, SUM (with optional
  * per-bottom coefficients) or MAX of two or more same-shaped bottoms
- * (eltwise_param { operation coeff stable_prod_grad }). */
+ * (eltwise_param { operation coeff stable_prod_grad }). The GPU path
+ * covers up to CNN_CUDA_ELT_MAX_BOTTOMS bottoms (more run on the CPU), with
+ * MAX's argmax kept in device memory. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "layer.h"
 
 enum { OP_PROD = 0, OP_SUM = 1, OP_MAX = 2 }; /* Caffe's enum order */
@@ -17,6 +20,9 @@ typedef struct {
     float coeff[MAX_COEFFS]; /* (n_bottom) for SUM; all 1 when not given */
     int *argmax;             /* (top count) MAX: which bottom won */
     size_t argmax_cap;
+    cnn_cuda_ctx *ctx;       /* GPU: where dev_argmax lives */
+    int *dev_argmax;         /* GPU: (top count) the device's argmax */
+    size_t dev_argmax_cap;
 } eltwise_priv;
 
 static cnn_status eltwise_setup(cnn_layer *l, cnn_cfg *cfg)
@@ -47,6 +53,29 @@ fail:
     return st;
 }
 
+/* GPU planning: bottoms beyond what one device op takes run on the CPU;
+ * MAX gets its device argmax. */
+static cnn_status reshape_gpu(cnn_layer *l)
+{
+    eltwise_priv *e = l->priv;
+    size_t n = l->bottom[0]->count;
+    void *p = NULL;
+    if (l->n_bottom > CNN_CUDA_ELT_MAX_BOTTOMS) {
+        l->cuda = NULL;
+        return CNN_OK;
+    }
+    if (e->op != OP_MAX || n <= e->dev_argmax_cap) return CNN_OK;
+    if (e->ctx) cnn_cuda_free(e->ctx, e->dev_argmax);
+    e->dev_argmax = NULL;
+    e->dev_argmax_cap = 0;
+    e->ctx = l->cuda;
+    cnn_status st = cnn_cuda_malloc(e->ctx, n * sizeof(int), &p);
+    if (st != CNN_OK) return st;
+    e->dev_argmax = p;
+    e->dev_argmax_cap = n;
+    return CNN_OK;
+}
+
 static cnn_status eltwise_reshape(cnn_layer *l)
 {
     eltwise_priv *e = l->priv;
@@ -68,6 +97,10 @@ static cnn_status eltwise_reshape(cnn_layer *l)
                                    b0->count);
         e->argmax = a;
         e->argmax_cap = b0->count;
+    }
+    if (l->cuda) {
+        cnn_status st = reshape_gpu(l);
+        if (st != CNN_OK) return st;
     }
     return cnn_tensor_reshape_like(l->top[0], b0);
 }
@@ -156,10 +189,58 @@ static cnn_status eltwise_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static const cnn_cuda_elt_op gpu_ops[] = {CNN_CUDA_ELT_PROD, CNN_CUDA_ELT_SUM, CNN_CUDA_ELT_MAX};
+
+/* Device pointers to every bottom's data. */
+static cnn_status read_bottoms(cnn_layer *l, const float **xs)
+{
+    cnn_status st = CNN_OK;
+    for (int k = 0; k < l->n_bottom; k++) CNN_TRY(cnn_gpu_read(l->bottom[k], &xs[k]));
+fail:
+    return st;
+}
+
+static cnn_status eltwise_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    eltwise_priv *e = l->priv;
+    const float *xs[CNN_CUDA_ELT_MAX_BOTTOMS];
+    float *y;
+    CNN_TRY(read_bottoms(l, xs));
+    CNN_TRY(cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_cuda_eltwise_forward(l->cuda, gpu_ops[e->op], l->n_bottom, xs, e->coeff,
+                                     l->top[0]->count, y, e->dev_argmax));
+fail:
+    return st;
+}
+
+static cnn_status eltwise_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    eltwise_priv *e = l->priv;
+    const float *xs[CNN_CUDA_ELT_MAX_BOTTOMS], *y = NULL, *dy;
+    float *dx;
+    CNN_TRY(read_bottoms(l, xs));
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    if (e->op == OP_PROD && !e->stable_prod_grad) CNN_TRY(cnn_gpu_read(l->top[0], &y));
+    for (int k = 0; k < l->n_bottom; k++) {
+        if (!l->propagate_down[k]) continue;
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[k], &dx));
+        CNN_TRY(cnn_cuda_eltwise_backward(l->cuda, gpu_ops[e->op], l->n_bottom, xs, e->coeff,
+                                          l->top[0]->count, y, dy, e->dev_argmax, k,
+                                          e->stable_prod_grad, dx));
+    }
+fail:
+    return st;
+}
+
 static void eltwise_destroy(cnn_layer *l)
 {
     eltwise_priv *e = l->priv;
-    if (e) free(e->argmax);
+    if (e) {
+        free(e->argmax);
+        if (e->ctx) cnn_cuda_free(e->ctx, e->dev_argmax);
+    }
     free(l->priv);
     l->priv = NULL;
 }
@@ -183,4 +264,6 @@ const cnn_layer_type cnn_layer_Eltwise = {
     .backward = eltwise_backward,
     .destroy = eltwise_destroy,
     .flops = eltwise_flops,
+    .forward_gpu = eltwise_forward_gpu,
+    .backward_gpu = eltwise_backward_gpu,
 };
