@@ -2,9 +2,11 @@
  * shape. Flatten merges axes [axis, end_axis] (flatten_param); Reshape
  * follows Caffe's reshape_param { shape { dim } axis num_axes }, where dim 0
  * copies the bottom's dimension and one dim -1 is inferred. Our tensors do
- * not share storage, so forward copies the data and backward the gradient. */
+ * not share storage, so forward copies the data and backward the gradient,
+ * on the device too (each tensor has its own device mirror). */
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "layer.h"
 
 typedef struct {
@@ -27,6 +29,31 @@ static cnn_status copy_backward(cnn_layer *l)
     if (l->propagate_down[0])
         memcpy(l->bottom[0]->grad, l->top[0]->grad, l->bottom[0]->count * sizeof(float));
     return CNN_OK;
+}
+
+static cnn_status copy_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const float *x;
+    float *y;
+    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
+    CNN_TRY(cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_cuda_copy(l->cuda, l->bottom[0]->count, x, y));
+fail:
+    return st;
+}
+
+static cnn_status copy_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    const float *dy;
+    float *dx;
+    if (!l->propagate_down[0]) return CNN_OK;
+    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
+    CNN_TRY(cnn_gpu_write_grad(l->bottom[0], &dx));
+    CNN_TRY(cnn_cuda_copy(l->cuda, l->bottom[0]->count, dy, dx));
+fail:
+    return st;
 }
 
 static cnn_status not_in_place(cnn_layer *l)
@@ -85,6 +112,8 @@ const cnn_layer_type cnn_layer_Flatten = {
     .reshape = flatten_reshape,
     .forward = copy_forward,
     .backward = copy_backward,
+    .forward_gpu = copy_forward_gpu,
+    .backward_gpu = copy_backward_gpu,
 };
 
 /* ---- Reshape ------------------------------------------------------------ */
@@ -194,4 +223,6 @@ const cnn_layer_type cnn_layer_Reshape = {
     .reshape = reshape_reshape,
     .forward = copy_forward,
     .backward = copy_backward,
+    .forward_gpu = copy_forward_gpu,
+    .backward_gpu = copy_backward_gpu,
 };

@@ -1,8 +1,10 @@
 /* split.c — the Split layer (one bottom copied to N tops; the net inserts
  * one wherever a blob feeds several layers, so gradients from all consumers
- * are summed) and the Silence layer (consumes bottoms, produces nothing). */
+ * are summed) and the Silence layer (consumes bottoms, produces nothing).
+ * Both have a GPU path doing the same on device copies. */
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "kernels/kernels.h"
 #include "layer.h"
 
@@ -42,6 +44,57 @@ static cnn_status split_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status split_forward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    cnn_tensor *b = l->bottom[0];
+    const float *x;
+    float *y;
+    CNN_TRY(cnn_gpu_read(b, &x));
+    for (int t = 0; t < l->n_top; t++) {
+        if (l->top[t] == b) continue;
+        CNN_TRY(cnn_gpu_write(l->top[t], &y));
+        CNN_TRY(cnn_cuda_copy(l->cuda, b->count, x, y));
+    }
+fail:
+    return st;
+}
+
+/* The CPU's sum, in its order: the first gradient (the bottom's own when a
+ * top is the bottom), then the other tops' in order, folded left in groups
+ * of at most CNN_CUDA_ELT_MAX_BOTTOMS (the running sum first in each). */
+static cnn_status split_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    cnn_tensor *b = l->bottom[0];
+    const float *dys[CNN_CUDA_ELT_MAX_BOTTOMS];
+    float *dx;
+    int first = -1, k = 0;
+    if (!l->propagate_down[0]) return CNN_OK;
+    for (int t = 0; t < l->n_top && first < 0; t++)
+        if (l->top[t] == b) first = t;
+    if (first < 0) {
+        first = 0;
+        CNN_TRY(cnn_gpu_read_grad(l->top[0], &dys[k++]));
+        CNN_TRY(cnn_gpu_write_grad(b, &dx));
+    } else {
+        CNN_TRY(cnn_gpu_modify_grad(b, &dx));
+        dys[k++] = dx;
+    }
+    for (int t = 0; t < l->n_top; t++) {
+        if (t == first || l->top[t] == b) continue;
+        if (k == CNN_CUDA_ELT_MAX_BOTTOMS) {
+            CNN_TRY(cnn_cuda_split_accumulate(l->cuda, k, dys, b->count, dx));
+            dys[0] = dx;
+            k = 1;
+        }
+        CNN_TRY(cnn_gpu_read_grad(l->top[t], &dys[k++]));
+    }
+    CNN_TRY(cnn_cuda_split_accumulate(l->cuda, k, dys, b->count, dx));
+fail:
+    return st;
+}
+
 const cnn_layer_type cnn_layer_Split = {
     .name = "Split",
     .min_bottoms = 1,
@@ -51,6 +104,8 @@ const cnn_layer_type cnn_layer_Split = {
     .reshape = split_reshape,
     .forward = split_forward,
     .backward = split_backward,
+    .forward_gpu = split_forward_gpu,
+    .backward_gpu = split_backward_gpu,
 };
 
 /* ---- Silence ------------------------------------------------------------ */
@@ -67,6 +122,19 @@ static cnn_status silence_backward(cnn_layer *l)
     return CNN_OK;
 }
 
+static cnn_status silence_backward_gpu(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    float *dx;
+    for (int i = 0; i < l->n_bottom; i++) {
+        if (!l->propagate_down[i]) continue;
+        CNN_TRY(cnn_gpu_write_grad(l->bottom[i], &dx));
+        CNN_TRY(cnn_cuda_set(l->cuda, l->bottom[i]->count, 0.f, dx));
+    }
+fail:
+    return st;
+}
+
 const cnn_layer_type cnn_layer_Silence = {
     .name = "Silence",
     .min_bottoms = 1,
@@ -76,4 +144,6 @@ const cnn_layer_type cnn_layer_Silence = {
     .reshape = silence_reshape,
     .forward = silence_forward,
     .backward = silence_backward,
+    .forward_gpu = silence_forward,
+    .backward_gpu = silence_backward_gpu,
 };
