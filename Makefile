@@ -19,6 +19,7 @@ OPT := $(if $(DEBUG),-O0 -g,-O3 -march=x86-64-v2 -g)
 CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
           -MMD -MP -I. -Icore $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lz -lm -lpthread -fopenmp
+EMU_LDLIBS := $(LDLIBS)
 
 B := build
 SRC := $(wildcard core/*.c kernels/cpu/*.c layers/*.c solvers/*.c)
@@ -33,12 +34,32 @@ else
 endif
 OBJ := $(SRC:%.c=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.cu.o)
 
+# The CUDA op layer emulated on the CPU (tests/emu/): the library without
+# kernels/cuda or nocuda.c, so that `make test` runs the GPU path on any
+# machine. Sources that test CNN_WITH_CUDA are compiled again with it when
+# the main build lacks it (CUDA=0); the emulator needs no nvcc.
+EMU_SRC := $(wildcard tests/emu/*.c)
+LIB_SRC := $(filter-out kernels/nocuda.c,$(SRC))
+ifeq ($(CUDA),1)
+  EMU_REBUILT :=
+else
+  EMU_REBUILT := $(shell grep -l CNN_WITH_CUDA $(LIB_SRC) 2>/dev/null)
+endif
+EMU_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
+           $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT) $(EMU_SRC))
+
 TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/*.c))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/check_*.c tests/gpu/check_*.c))
 
-all: lib/libcnn.a lib/libcnn.so $(TOOLS) $(TESTS)
+EMU_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/emu/%,$(wildcard tests/gpu/check_gpu_net.c))
+
+all: lib/libcnn.a lib/libcnn.so lib/libcnn_emu.a $(TOOLS) $(TESTS) $(EMU_TESTS)
 
 lib/libcnn.a: $(OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+lib/libcnn_emu.a: $(EMU_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
@@ -49,6 +70,10 @@ lib/libcnn.so: $(OBJ)
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/emu/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DCNN_WITH_CUDA -c $< -o $@
 
 $(B)/%.cu.o: %.cu
 	@mkdir -p $(@D)
@@ -63,6 +88,12 @@ bin/%: tools/%.c lib/libcnn.a
 $(B)/tests/%: tests/%.c tests/testutil.h lib/libcnn.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ $(LINK_LIB) $(CHECK_LIBS) $(LDLIBS)
+
+# The GPU suites again, on the emulator (never check_gpu_ops: it compares the
+# CUDA ops with the CPU kernels the emulator is made of).
+$(B)/tests/emu/%: tests/gpu/%.c tests/testutil.h lib/libcnn_emu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_emu.a $(CHECK_LIBS) $(EMU_LDLIBS)
 
 test: all
 	tests/run.sh

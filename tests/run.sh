@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — runs every test: the Check suites in build/tests (GPU suites skip
-# themselves without a device), then the shell end-to-end tests in tests/.
+# themselves without a device), the GPU suites again on the CPU emulator of
+# the CUDA op layer (build/tests/emu, linked with lib/libcnn_emu.a), then
+# the shell end-to-end tests in tests/.
 # Prints a summary line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -21,6 +23,12 @@ for t in build/tests/check_* build/tests/gpu/check_*; do
     [ -x "$t" ] || continue
     # CUDA cannot be used in a child forked after the parent touched it.
     case "$t" in */gpu/*) run "$(basename "$t")" env CK_FORK=no "$t" ;; *) run "$(basename "$t")" "$t" ;; esac
+done
+# The whole GPU path (device mirrors, layers' GPU code, solver updates) with
+# the CUDA ops emulated on the CPU: it never skips.
+for t in build/tests/emu/check_*; do
+    [ -x "$t" ] || continue
+    run "$(basename "$t")_gpu_path_on_cpu_emulator" env CK_FORK=no "$t"
 done
 for t in tests/*_test.sh; do
     [ -f "$t" ] || continue

@@ -1,0 +1,41 @@
+/* emu.h — the CPU emulator of the CUDA op layer (tests/emu/): what its two
+ * files share. A library linked with the emulator instead of the
+ * kernels/cuda objects runs the whole GPU path on the CPU: "device" memory
+ * is separate host memory, filled with NaN when allocated, and every op
+ * checks that each pointer it is given lies inside a live allocation of its
+ * context's device, aborting with the op's name when one does not (a host
+ * pointer handed to a device op is the plumbing bug this catches). */
+#ifndef CNN_EMU_H
+#define CNN_EMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kernels/cuda_ops.h"
+
+struct cnn_cuda_ctx {
+    int device;
+    size_t ws_limit, ws_size;
+    bool deterministic, tf32, sync_debug;
+};
+
+/* Aborts unless [p, p + bytes) lies inside one live device allocation on
+ * `device`. bytes == 0 always passes. `op` and `arg` name the culprit. */
+void cnn_emu_check(const char *op, const char *arg, int device, const void *p, size_t bytes);
+/* Aborts when p is inside a live device allocation (a host pointer was
+ * expected). */
+void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t bytes);
+/* Prints "emu: op (device K)" to stderr when CNN_EMU_TRACE is set. */
+void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx);
+
+/* Shorthands for the ops: the context's device, floats and ints. */
+#define EMU_DEV(ctx, op, p, bytes) cnn_emu_check(op, #p, (ctx)->device, (p), (bytes))
+#define EMU_F(ctx, op, p, n) EMU_DEV(ctx, op, p, (size_t)(n) * sizeof(float))
+#define EMU_I(ctx, op, p, n) EMU_DEV(ctx, op, p, (size_t)(n) * sizeof(int))
+/* The same for a pointer that may be NULL. */
+#define EMU_OPT_F(ctx, op, p, n)                                                        \
+    do {                                                                                \
+        if (p) EMU_F(ctx, op, p, n);                                                    \
+    } while (0)
+
+#endif
