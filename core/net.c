@@ -8,7 +8,15 @@
  * out loss weights, which layers and bottoms need gradients, and the
  * per-device schedules. With several devices, forward and backward run one
  * thread per device; a layer waits only for the other devices' layers that
- * touch the same tensors (in practice: across Copy layers). */
+ * touch the same tensors (in practice: across Copy layers).
+ *
+ * On GPUs (opts.gpus > 0) every logical device gets a CUDA context, every
+ * tensor a device mirror on its producer's context (core/gpu.h), and each
+ * layer runs its GPU functions where it has them, else its CPU functions on
+ * host copies (made current first, marked written after). A pass starts
+ * with every stream waiting for device 0's and ends with device 0's waiting
+ * for every other, so no device overwrites what another still reads; the
+ * host waits only where it reads results (the loss, host fallbacks). */
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +25,8 @@
 
 #include "cnn.h"
 #include "config.h"
+#include "device.h"
+#include "gpu.h"
 #include "net_internal.h"
 
 typedef struct layer_spec {
@@ -52,6 +62,11 @@ struct cnn_net {
     int sched_start[CNN_MAX_DEVICES + 1]; /* device d: sched[start[d] .. start[d + 1]) */
     int *fwd_wait;   /* (n_layers x n_devices) steps of device d done before i's forward */
     int *bwd_wait;   /* the same for backward, steps counted in reverse order */
+    bool gpu;                                /* opts.gpus > 0 */
+    cnn_cuda_ctx *cuda[CNN_MAX_DEVICES];     /* per logical device, on GPUs */
+    cnn_cuda_event *joined[CNN_MAX_DEVICES]; /* per device: pass joins, cross-net copies */
+    float *loss_buf; /* device 0: a scalar slot, then ones (loss_cap), staging (loss_cap) */
+    size_t loss_cap;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -562,6 +577,104 @@ fail:
     return st;
 }
 
+/* ---- GPUs: contexts, mirrors ------------------------------------------------ */
+
+/* One CUDA context (and a join event) per logical device: device k on
+ * physical GPU gpu[min(k, gpus - 1)]; peer access between different GPUs. */
+static cnn_status make_contexts(cnn_net *n, const cnn_net_opts *o)
+{
+    cnn_status st = CNN_OK;
+    if (o->gpus <= 0) return CNN_OK;
+#ifndef CNN_WITH_CUDA
+    return CNN_ERROR(CNN_ERR_UNSUPPORTED,
+                     "GPUs requested, but this build has no CUDA support (rebuild with CUDA=1)");
+#endif
+    if (o->gpus > CNN_MAX_DEVICES)
+        return CNN_ERROR(CNN_ERR_ARG, "%d GPUs given; at most %d", o->gpus, CNN_MAX_DEVICES);
+    int have = cnn_cuda_device_count();
+    for (int k = 0; k < o->gpus; k++) {
+        if (o->gpu[k] < 0) return CNN_ERROR(CNN_ERR_ARG, "GPU index %d is negative", o->gpu[k]);
+        if (o->gpu[k] >= have)
+            return CNN_ERROR(CNN_ERR_ARG, "--gpus names GPU %d but this machine has %d CUDA "
+                                          "device%s",
+                             o->gpu[k], have, have == 1 ? "" : "s");
+    }
+    n->gpu = true;
+    for (int d = 0; d < n->n_devices; d++) {
+        int phys = o->gpu[d < o->gpus ? d : o->gpus - 1];
+        CNN_TRY(cnn_cuda_ctx_create(phys, &n->cuda[d]));
+        cnn_cuda_ctx_set_workspace_limit(n->cuda[d], o->workspace_bytes
+                                                         ? o->workspace_bytes
+                                                         : CNN_CUDA_DEFAULT_WORKSPACE);
+        cnn_cuda_ctx_set_deterministic(n->cuda[d], o->deterministic);
+        CNN_TRY(cnn_cuda_event_create(n->cuda[d], false, &n->joined[d]));
+    }
+    for (int a = 0; a < n->n_devices; a++)
+        for (int b = 0; b < n->n_devices; b++) {
+            bool peer = false;
+            if (cnn_cuda_ctx_device(n->cuda[a]) != cnn_cuda_ctx_device(n->cuda[b]))
+                CNN_TRY(cnn_cuda_enable_peer(n->cuda[a], n->cuda[b], &peer));
+        }
+    if (n->n_devices > 0) CNN_TRY(cnn_cuda_ctx_use(n->cuda[0]));
+fail:
+    return st;
+}
+
+static void free_contexts(cnn_net *n)
+{
+    if (n->loss_buf) cnn_cuda_free(n->cuda[0], n->loss_buf);
+    for (int d = 0; d < CNN_MAX_DEVICES; d++) {
+        cnn_cuda_event_free(n->joined[d]);
+        cnn_cuda_ctx_free(n->cuda[d]);
+    }
+}
+
+/* Gives t a mirror on ctx unless it has one (a blob belongs to its first
+ * producer, an input to its first reader). */
+static cnn_status attach_free(cnn_tensor *t, cnn_cuda_ctx *ctx)
+{
+    return t->dev ? CNN_OK : cnn_tensor_attach(t, ctx);
+}
+
+/* Blobs nothing produced or read (header inputs no layer uses) go to their
+ * device's context. */
+static cnn_status attach_rest(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < n->n_blobs && n->gpu; i++)
+        CNN_TRY(attach_free(n->blobs[i], n->cuda[n->blobs[i]->device]));
+fail:
+    return st;
+}
+
+struct cnn_cuda_ctx *cnn_net_cuda(const cnn_net *n, int device)
+{
+    return n->gpu && device >= 0 && device < n->n_devices ? n->cuda[device] : NULL;
+}
+
+/* Device 0's loss buffer fits the widest loss top (reshape time). */
+static cnn_status fit_loss_buf(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    size_t need = 1;
+    for (int i = 0; i < n->n_layers; i++)
+        for (int t = 0; t < n->layers[i]->n_top; t++)
+            if (n->layers[i]->loss_weight[t] != 0 && n->layers[i]->top[t]->count > need)
+                need = n->layers[i]->top[t]->count;
+    if (!n->gpu || (n->loss_buf && need <= n->loss_cap)) return CNN_OK;
+    void *p = NULL;
+    cnn_cuda_ctx *c = n->cuda[0];
+    cnn_cuda_free(c, n->loss_buf);
+    n->loss_buf = NULL;
+    CNN_TRY(cnn_cuda_malloc(c, (4 + 2 * need) * sizeof(float), &p));
+    n->loss_buf = p;
+    n->loss_cap = need;
+    CNN_TRY(cnn_cuda_ctx_use(c));
+    CNN_TRY(cnn_cuda_set(c, 4 + 2 * need, 1.f, n->loss_buf));
+fail:
+    return st;
+}
+
 /* ---- instantiating layers ----------------------------------------------- */
 
 static cnn_status read_param_specs(cnn_layer *l, cnn_cfg *m)
@@ -693,6 +806,12 @@ static cnn_status make_layer(cnn_net *n, const layer_spec *s, cnn_layer **out)
     }
     if (l->device < 0) l->device = l->n_bottom ? l->bottom[0]->device : 0;
     for (int t = 0; t < l->n_top; t++) l->top[t]->device = l->device;
+    if (n->gpu) {
+        l->cuda = n->cuda[l->device];
+        for (int t = 0; t < l->n_top; t++) CNN_TRY(attach_free(l->top[t], l->cuda));
+        for (int b = 0; b < l->n_bottom; b++) CNN_TRY(attach_free(l->bottom[b], l->cuda));
+        CNN_TRY(cnn_cuda_ctx_use(l->cuda));
+    }
     if (s->type->setup) CNN_TRY(s->type->setup(l, s->cfg));
     if (s->cfg) {
         char what[300];
@@ -784,6 +903,10 @@ static cnn_status collect_param_info(cnn_net *n)
             if (!a) return oom();
             n->info = a;
             l->param[p]->device = l->device;
+            if (n->gpu) {
+                cnn_status st = attach_free(l->param[p], n->cuda[l->device]);
+                if (st) return st;
+            }
             a[n->n_info++] = (cnn_param_info){.tensor = l->param[p],
                                               .layer = l->name,
                                               .index = p,
@@ -1027,6 +1150,7 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     }
     CNN_TRY(place_layers(&specs, &n_specs, inputs, n_inputs, o, &n->n_devices));
     CNN_TRY(insert_splits(&specs, &n_specs, inputs, n_inputs));
+    CNN_TRY(make_contexts(n, o));
     for (int i = 0; i < n_specs; i++) {
         cnn_layer *l = NULL;
         cnn_status made = make_layer(n, specs[i], &l);
@@ -1034,6 +1158,7 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
         if ((st = made)) goto fail;
     }
     CNN_TRY(cnn_cfg_check_used(root, "the net"));
+    CNN_TRY(attach_rest(n));
     CNN_TRY(cnn_net_reshape(n));
     CNN_TRY(collect_param_info(n));
     CNN_TRY(plan_backward(n));
@@ -1088,6 +1213,7 @@ void cnn_net_free(cnn_net *n)
     free(n->sched);
     free(n->fwd_wait);
     free(n->bwd_wait);
+    free_contexts(n);
     free(n->name);
     free(n->file);
     free(n);
@@ -1113,10 +1239,68 @@ typedef struct run_arg {
     int device;
 } run_arg;
 
+/* Makes the data (or grad) of k tensors current on the host. */
+static cnn_status host_all(cnn_tensor *const *t, int k, bool grad)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < k; i++) CNN_TRY(grad ? cnn_host_grad(t[i]) : cnn_host_data(t[i]));
+fail:
+    return st;
+}
+
+/* A layer without a GPU path on a GPU net: its CPU forward on host copies.
+ * Parameters count as written (BatchNorm's statistics change in forward). */
+static cnn_status host_forward(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    CNN_TRY(host_all(l->bottom, l->n_bottom, false));
+    CNN_TRY(host_all(l->top, l->n_top, false));
+    CNN_TRY(host_all(l->param, l->n_param, false));
+    CNN_TRY(l->type->forward(l));
+    for (int t = 0; t < l->n_top; t++) cnn_host_wrote_data(l->top[t]);
+    for (int p = 0; p < l->n_param; p++) cnn_host_wrote_data(l->param[p]);
+fail:
+    return st;
+}
+
+/* The same for backward: bottoms' gradients (where propagated) and the
+ * parameters' gradients are written on the host. */
+static cnn_status host_backward(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    CNN_TRY(host_all(l->bottom, l->n_bottom, false));
+    CNN_TRY(host_all(l->top, l->n_top, false));
+    CNN_TRY(host_all(l->top, l->n_top, true));
+    CNN_TRY(host_all(l->param, l->n_param, false));
+    CNN_TRY(host_all(l->param, l->n_param, true));
+    CNN_TRY(l->type->backward(l));
+    for (int b = 0; b < l->n_bottom; b++)
+        if (l->propagate_down[b]) cnn_host_wrote_grad(l->bottom[b]);
+    for (int p = 0; p < l->n_param; p++) cnn_host_wrote_grad(l->param[p]);
+fail:
+    return st;
+}
+
+/* Layer l forward or backward (whatever the plan): its GPU function when it
+ * has one on a GPU net, else the CPU one (on host copies on a GPU net). */
+static cnn_status dispatch(cnn_layer *l, bool backward)
+{
+    cnn_status st = CNN_OK;
+    cnn_status (*gpu_fn)(cnn_layer *) = backward ? l->type->backward_gpu : l->type->forward_gpu;
+    if (!l->net->gpu) return backward ? l->type->backward(l) : l->type->forward(l);
+    if (l->cuda && gpu_fn) {
+        CNN_TRY(cnn_cuda_ctx_use(l->cuda));
+        return gpu_fn(l);
+    }
+    return backward ? host_backward(l) : host_forward(l);
+fail:
+    return st;
+}
+
 static cnn_status run_layer(cnn_layer *l, bool backward)
 {
-    if (!backward) return l->type->forward(l);
-    return l->need_backward ? l->type->backward(l) : CNN_OK;
+    if (!backward) return dispatch(l, false);
+    return l->need_backward ? dispatch(l, true) : CNN_OK;
 }
 
 /* Waits until every device has done `need[d]` steps; false when a device
@@ -1208,17 +1392,28 @@ fail:
 
 /* ---- running -------------------------------------------------------------- */
 
+/* A layer's reshape, with its device current on a GPU net. */
+static cnn_status reshape_layer(cnn_layer *l)
+{
+    cnn_status st = CNN_OK;
+    if (l->cuda) CNN_TRY(cnn_cuda_ctx_use(l->cuda));
+    if (l->type->reshape) CNN_TRY(l->type->reshape(l));
+fail:
+    return st;
+}
+
 cnn_status cnn_net_reshape(cnn_net *n)
 {
     cnn_status st = CNN_OK;
     for (int i = 0; i < n->n_layers; i++) {
         cnn_layer *l = n->layers[i];
-        if (l->type->reshape) CNN_TRY(l->type->reshape(l));
+        CNN_TRY(reshape_layer(l));
         for (int t = 0; t < l->n_top; t++)
             if (l->loss_weight[t] != 0 && l->top[t]->count == 0)
                 return cnn_layer_error(l, CNN_ERR_SHAPE, "loss top '%s' is empty",
                                        l->top[t]->name);
     }
+    CNN_TRY(fit_loss_buf(n));
 fail:
     return st;
 }
@@ -1227,17 +1422,13 @@ cnn_status cnn_net_layer_forward(cnn_net *n, int i)
 {
     cnn_layer *l = n->layers[i];
     cnn_status st = CNN_OK;
-    if (l->type->reshape) CNN_TRY(l->type->reshape(l));
-    CNN_TRY(l->type->forward(l));
+    CNN_TRY(reshape_layer(l));
+    CNN_TRY(dispatch(l, false));
 fail:
     return st;
 }
 
-cnn_status cnn_net_layer_backward(cnn_net *n, int i)
-{
-    cnn_layer *l = n->layers[i];
-    return l->need_backward ? l->type->backward(l) : CNN_OK;
-}
+cnn_status cnn_net_layer_backward(cnn_net *n, int i) { return run_layer(n->layers[i], true); }
 
 cnn_status cnn_net_layer_backward_all(cnn_net *n, int i)
 {
@@ -1249,9 +1440,78 @@ cnn_status cnn_net_layer_backward_all(cnn_net *n, int i)
         saved[b] = l->propagate_down[b];
         l->propagate_down[b] = true;
     }
-    cnn_status st = l->type->backward(l);
+    cnn_status st = dispatch(l, true);
     for (int b = 0; b < l->n_bottom; b++) l->propagate_down[b] = saved[b];
     free(saved);
+    return st;
+}
+
+/* The start of a pass on GPUs: every device's stream waits for device 0's
+ * (which waited for all at the end of the last pass). */
+static cnn_status join_start(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    if (!n->gpu || n->n_devices < 2) return CNN_OK;
+    CNN_TRY(cnn_cuda_event_record(n->cuda[0], n->joined[0]));
+    for (int d = 1; d < n->n_devices; d++) CNN_TRY(cnn_cuda_wait_event(n->cuda[d], n->joined[0]));
+fail:
+    return st;
+}
+
+/* The end of a pass: device 0's stream waits for every other device's. */
+static cnn_status join_end(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    if (!n->gpu || n->n_devices < 2) return CNN_OK;
+    for (int d = 1; d < n->n_devices; d++) {
+        CNN_TRY(cnn_cuda_event_record(n->cuda[d], n->joined[d]));
+        CNN_TRY(cnn_cuda_wait_event(n->cuda[0], n->joined[d]));
+    }
+fail:
+    return st;
+}
+
+/* Runs the layers between a start and an end join. */
+static cnn_status run_pass(cnn_net *n, bool backward)
+{
+    cnn_status st = CNN_OK;
+    CNN_TRY(join_start(n));
+    CNN_TRY(run_layers(n, backward));
+    CNN_TRY(join_end(n));
+fail:
+    return st;
+}
+
+cnn_status cnn_net_loss_device(cnn_net *n, float *dev_dst)
+{
+    cnn_status st = CNN_OK;
+    cnn_cuda_ctx *c0 = n->cuda[0];
+    float *slot = n->loss_buf, *ones = n->loss_buf + 4, *stage = ones + n->loss_cap;
+    if (!n->gpu) return CNN_ERROR(CNN_ERR_ARG, "the net is not on a GPU");
+    for (int i = 0; i < n->n_layers; i++) {
+        const cnn_layer *l = n->layers[i];
+        for (int t = 0; t < l->n_top; t++) {
+            cnn_tensor *top = l->top[t];
+            const float *x = NULL;
+            if (l->loss_weight[t] == 0 || top->count == 0) continue;
+            cnn_cuda_ctx *c = cnn_tensor_ctx(top);
+            CNN_TRY(cnn_cuda_ctx_use(c));
+            CNN_TRY(cnn_gpu_read(top, &x));
+            CNN_TRY(cnn_cuda_ctx_use(c0));
+            if (c != c0) {
+                CNN_TRY(cnn_cuda_event_record(c, n->joined[l->device]));
+                CNN_TRY(cnn_cuda_wait_event(c0, n->joined[l->device]));
+                CNN_TRY(cnn_cuda_copy_peer(c0, stage, c, x, top->count * sizeof(float)));
+                x = stage;
+            }
+            if (top->count > 1) {
+                CNN_TRY(cnn_cuda_dot(c0, top->count, x, ones, slot));
+                x = slot;
+            }
+            CNN_TRY(cnn_cuda_axpy(c0, 1, l->loss_weight[t], x, dev_dst));
+        }
+    }
+fail:
     return st;
 }
 
@@ -1260,11 +1520,13 @@ cnn_status cnn_net_forward(cnn_net *n, float *loss)
     cnn_status st = CNN_OK;
     double total = 0;
     for (int d = 1; d < n->n_devices; d++) cnn_rng_seed(&n->dev_rng[d], cnn_rng_next(&n->rng));
-    CNN_TRY(run_layers(n, false));
+    CNN_TRY(run_pass(n, false));
+    if (n->gpu && !loss) return CNN_OK;
     for (int i = 0; i < n->n_layers; i++) {
         const cnn_layer *l = n->layers[i];
         for (int t = 0; t < l->n_top; t++) {
             if (l->loss_weight[t] == 0) continue;
+            CNN_TRY(cnn_host_data(l->top[t]));
             double s = 0;
             for (size_t k = 0; k < l->top[t]->count; k++) s += l->top[t]->data[k];
             total += l->loss_weight[t] * s;
@@ -1275,9 +1537,40 @@ fail:
     return st;
 }
 
+/* Sets t's data or grad to `value` on its device. */
+static cnn_status dev_fill(cnn_tensor *t, bool grad, float value)
+{
+    cnn_status st = CNN_OK;
+    float *p = NULL;
+    cnn_cuda_ctx *c = cnn_tensor_ctx(t);
+    CNN_TRY(cnn_cuda_ctx_use(c));
+    CNN_TRY(grad ? cnn_gpu_write_grad(t, &p) : cnn_gpu_write(t, &p));
+    if (t->count) CNN_TRY(cnn_cuda_set(c, t->count, value, p));
+fail:
+    return st;
+}
+
+/* Backward's seeds on GPUs: outputs' gradients zero, loss tops' their weight. */
+static cnn_status seed_grads_gpu(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < n->n_outputs; i++) CNN_TRY(dev_fill(n->outputs[i], true, 0.f));
+    for (int i = 0; i < n->n_layers; i++) {
+        cnn_layer *l = n->layers[i];
+        for (int t = 0; t < l->n_top; t++)
+            if (l->loss_weight[t] != 0) CNN_TRY(dev_fill(l->top[t], true, l->loss_weight[t]));
+    }
+fail:
+    return st;
+}
+
 cnn_status cnn_net_backward(cnn_net *n)
 {
     cnn_status st = CNN_OK;
+    if (n->gpu) {
+        CNN_TRY(seed_grads_gpu(n));
+        return run_pass(n, true);
+    }
     for (int i = 0; i < n->n_outputs; i++)
         memset(n->outputs[i]->grad, 0, n->outputs[i]->count * sizeof(float));
     for (int i = 0; i < n->n_layers; i++) {
@@ -1292,10 +1585,38 @@ fail:
     return st;
 }
 
-void cnn_net_zero_param_grads(cnn_net *n)
+cnn_status cnn_net_zero_grads(cnn_net *n)
 {
-    for (int i = 0; i < n->n_params; i++)
-        memset(n->params[i]->grad, 0, n->params[i]->count * sizeof(float));
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < n->n_params; i++) {
+        if (n->gpu)
+            CNN_TRY(dev_fill(n->params[i], true, 0.f));
+        else
+            memset(n->params[i]->grad, 0, n->params[i]->count * sizeof(float));
+    }
+fail:
+    return st;
+}
+
+void cnn_net_zero_param_grads(cnn_net *n) { (void)cnn_net_zero_grads(n); }
+
+bool cnn_net_on_gpu(const cnn_net *n) { return n->gpu; }
+
+cnn_status cnn_net_sync_host(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    if (!n->gpu) return CNN_OK;
+    CNN_TRY(host_all(n->params, n->n_params, false));
+    CNN_TRY(host_all(n->params, n->n_params, true));
+    CNN_TRY(host_all(n->blobs, n->n_blobs, false));
+    CNN_TRY(host_all(n->blobs, n->n_blobs, true));
+fail:
+    return st;
+}
+
+void cnn_net_params_changed(cnn_net *n)
+{
+    for (int i = 0; i < n->n_params; i++) cnn_host_wrote_data(n->params[i]);
 }
 
 /* ---- queries ------------------------------------------------------------- */
@@ -1354,8 +1675,37 @@ fail:
     return st;
 }
 
+/* dst's values = src's (same count): device to device when both have
+ * mirrors (ordered after src's writers, and src's later writers after the
+ * copy), else through the host. */
+static cnn_status copy_values(cnn_net *dn, cnn_tensor *dst, const cnn_net *sn, cnn_tensor *src)
+{
+    cnn_status st = CNN_OK;
+    cnn_cuda_ctx *cd = cnn_tensor_ctx(dst), *cs = cnn_tensor_ctx(src);
+    if (!cd || !cs) {
+        CNN_TRY(cnn_host_data(src));
+        memcpy(dst->data, src->data, src->count * sizeof(float));
+        cnn_host_wrote_data(dst);
+        return CNN_OK;
+    }
+    const float *x = NULL;
+    float *y = NULL;
+    CNN_TRY(cnn_cuda_ctx_use(cs));
+    CNN_TRY(cnn_gpu_read(src, &x));
+    CNN_TRY(cnn_cuda_ctx_use(cd));
+    CNN_TRY(cnn_gpu_write(dst, &y));
+    CNN_TRY(cnn_cuda_event_record(cs, sn->joined[src->device]));
+    CNN_TRY(cnn_cuda_wait_event(cd, sn->joined[src->device]));
+    CNN_TRY(cnn_cuda_copy_peer(cd, y, cs, x, src->count * sizeof(float)));
+    CNN_TRY(cnn_cuda_event_record(cd, dn->joined[dst->device]));
+    CNN_TRY(cnn_cuda_wait_event(cs, dn->joined[dst->device]));
+fail:
+    return st;
+}
+
 cnn_status cnn_net_copy_params(cnn_net *dst, const cnn_net *src)
 {
+    cnn_status st = CNN_OK;
     char a[64], b[64];
     for (int i = 0; i < dst->n_layers; i++) {
         cnn_layer *d = dst->layers[i];
@@ -1368,12 +1718,16 @@ cnn_status cnn_net_copy_params(cnn_net *dst, const cnn_net *src)
                                      d->name, p,
                                      cnn_tensor_shape_str(d->param[p], a, sizeof a),
                                      cnn_tensor_shape_str(s->param[p], b, sizeof b));
-                if (d->param[p] != s->param[p])
+                if (d->param[p] == s->param[p]) continue;
+                if (dst->gpu || src->gpu)
+                    CNN_TRY(copy_values(dst, d->param[p], src, s->param[p]));
+                else
                     memcpy(d->param[p]->data, s->param[p]->data,
                            s->param[p]->count * sizeof(float));
             }
             break;
         }
     }
-    return CNN_OK;
+fail:
+    return st;
 }

@@ -14,4 +14,12 @@ cnn_status cnn_net_param_tensor(cnn_net *n, const char *layer, int idx, const ch
 /* The layer objects, for tools inside the library (weights, solver). */
 cnn_layer *cnn_net_layer(const cnn_net *n, int i);
 
+/* The CUDA context of logical device `device` of a GPU net; NULL on the CPU. */
+struct cnn_cuda_ctx *cnn_net_cuda(const cnn_net *n, int device);
+/* GPU nets: *dev_dst (a float in device 0's memory) += the weighted loss of
+ * the last forward pass, queued on device 0's stream with no host wait. */
+cnn_status cnn_net_loss_device(cnn_net *n, float *dev_dst);
+/* cnn_net_zero_param_grads with a status (device work can fail). */
+cnn_status cnn_net_zero_grads(cnn_net *n);
+
 #endif

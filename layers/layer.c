@@ -1,11 +1,13 @@
-/* layer.c — what every layer shares: parameter creation and sharing,
- * fillers (Caffe's FillerParameter), private state, error messages. */
+/* layer.c — what every layer shares: parameter creation and sharing (with
+ * device mirrors on a GPU net), fillers (Caffe's FillerParameter), private
+ * state, error messages. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/gpu.h"
 #include "../core/net_internal.h"
 #include "layer.h"
 
@@ -110,6 +112,9 @@ cnn_status cnn_layer_param(cnn_layer *l, int idx, int ndim, const int *shape,
     if (!t) {
         const char *share = idx < l->n_spec ? l->spec[idx].name : NULL;
         CNN_TRY(cnn_net_param_tensor(l->net, l->name, idx, share, ndim, shape, f, &t));
+        /* On a GPU net: mirrored on the layer's device from the start. */
+        cnn_cuda_ctx *ctx = cnn_net_cuda(l->net, l->device);
+        if (ctx && !t->dev) CNN_TRY(cnn_tensor_attach(t, ctx));
         l->param[idx] = t;
         l->n_param = idx + 1;
     }
