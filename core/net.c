@@ -1254,7 +1254,6 @@ static cnn_status host_forward(cnn_layer *l)
 {
     cnn_status st = CNN_OK;
     CNN_TRY(host_all(l->bottom, l->n_bottom, false));
-    CNN_TRY(host_all(l->top, l->n_top, false));
     CNN_TRY(host_all(l->param, l->n_param, false));
     CNN_TRY(l->type->forward(l));
     for (int t = 0; t < l->n_top; t++) cnn_host_wrote_data(l->top[t]);
@@ -1520,6 +1519,8 @@ cnn_status cnn_net_forward(cnn_net *n, float *loss)
     cnn_status st = CNN_OK;
     double total = 0;
     for (int d = 1; d < n->n_devices; d++) cnn_rng_seed(&n->dev_rng[d], cnn_rng_next(&n->rng));
+    /* Inputs are written by host code (tools, feeds) between passes. */
+    for (int i = 0; i < n->n_inputs && n->gpu; i++) cnn_host_wrote_data(n->inputs[i]);
     CNN_TRY(run_pass(n, false));
     if (n->gpu && !loss) return CNN_OK;
     for (int i = 0; i < n->n_layers; i++) {
