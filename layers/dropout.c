@@ -1,11 +1,12 @@
 /* dropout.c — Caffe's Dropout layer. In TRAIN each value is kept with
  * probability 1 - dropout_ratio and scaled by 1 / (1 - dropout_ratio) (or,
  * with scale_train false, left unscaled and the TEST output scaled by
- * 1 - dropout_ratio instead); in TEST it is the identity. The mask comes
- * from the net's generator and is kept for the backward pass. Runs in place.
- * On the GPU the mask is still drawn on the host from the same generator,
- * value by value as on the CPU (so the generator's state and the mask are
- * the CPU's bit for bit), then uploaded; the rest runs on the device. */
+ * 1 - dropout_ratio instead); in TEST it is the identity. Each TRAIN
+ * forward takes one seed from the net's generator and draws the mask from
+ * the counter-based Philox stream of that seed (kernels/philox.h), on the
+ * host or on the device: the same seed gives the same mask, bit for bit, on
+ * the CPU and the GPU, and the GPU draws it without a host round trip. The
+ * mask is kept for the backward pass. Runs in place. */
 #include <stdlib.h>
 
 #include "../core/gpu.h"
@@ -64,14 +65,10 @@ fail:
 /* The factor every value is multiplied by in TEST. */
 static float test_scale(const dropout_priv *d) { return d->scale_train ? 1.f : 1.f - d->ratio; }
 
-/* Draws the TRAIN mask (count values) into d->mask's host array. */
-static void draw_mask(cnn_layer *l, size_t count)
+/* The scale of kept values in TRAIN. */
+static float keep_scale(const dropout_priv *d)
 {
-    const dropout_priv *d = l->priv;
-    float keep = d->scale_train ? 1.f / (1.f - d->ratio) : 1.f;
-    double p_keep = 1.0 - d->ratio;
-    float *m = d->mask->data;
-    for (size_t i = 0; i < count; i++) m[i] = cnn_rng_uniform(l->rng) < p_keep ? keep : 0.f;
+    return d->scale_train ? 1.f / (1.f - d->ratio) : 1.f;
 }
 
 static cnn_status dropout_forward(cnn_layer *l)
@@ -80,7 +77,8 @@ static cnn_status dropout_forward(cnn_layer *l)
     const cnn_tensor *x = l->bottom[0];
     cnn_tensor *y = l->top[0];
     if (l->phase == CNN_TRAIN) {
-        draw_mask(l, x->count);
+        cnn_k_dropout_mask(x->count, cnn_rng_next(l->rng), 0, 1.f - d->ratio, keep_scale(d),
+                           d->mask->data);
         cnn_k_dropout_apply(x->count, x->data, d->mask->data, y->data);
     } else if (test_scale(d) != 1.f) {
         if (y != x) cnn_k_copy(x->count, x->data, y->data);
@@ -147,12 +145,12 @@ static cnn_status dropout_forward_gpu(cnn_layer *l)
     cnn_status st = CNN_OK;
     dropout_priv *d = l->priv;
     size_t n = l->bottom[0]->count;
-    const float *x, *m;
-    float *y;
+    const float *x;
+    float *y, *m;
     if (l->phase != CNN_TRAIN) return gpu_test_pass(l, false);
-    draw_mask(l, n);
-    cnn_host_wrote_data(d->mask);
-    CNN_TRY(cnn_gpu_read(d->mask, &m));
+    CNN_TRY(cnn_gpu_write(d->mask, &m));
+    CNN_TRY(cnn_cuda_dropout_mask(l->cuda, n, cnn_rng_next(l->rng), 0, 1.f - d->ratio,
+                                  keep_scale(d), m));
     CNN_TRY(gpu_io(l, false, &x, &y));
     CNN_TRY(cnn_cuda_dropout_apply(l->cuda, n, x, m, y));
 fail:
