@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "caffemodel.h"
+#include "gpu.h"
 #include "net_internal.h"
 #include "weights.h"
 
@@ -689,7 +690,10 @@ cnn_status cnn_weights_load_any(cnn_net *n, const char *path, bool partial)
         }
     }
     for (int i = 0; i < np; i++)
-        if (dst[i]->count) memcpy(dst[i]->data, src[i], dst[i]->count * sizeof(float));
+        if (dst[i]->count) {
+            memcpy(dst[i]->data, src[i], dst[i]->count * sizeof(float));
+            cnn_host_wrote_data(dst[i]); /* a GPU net uploads it before use */
+        }
 fail:
     free(src);
     free(dst);

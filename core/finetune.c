@@ -6,6 +6,7 @@
 
 #include "caffemodel.h"
 #include "finetune.h"
+#include "gpu.h"
 #include "net_internal.h"
 
 static void shape_text(const int *shape, int ndim, char *buf, size_t n)
@@ -246,8 +247,10 @@ cnn_status cnn_finetune_load(cnn_net *n, const char *const *paths, int n_paths, 
         st = strict_error(r);
     } else {
         for (int i = 0; i < r->n_params; i++)
-            if (src[i] && tensors[i]->count)
+            if (src[i] && tensors[i]->count) {
                 memcpy(tensors[i]->data, src[i], tensors[i]->count * sizeof(float));
+                cnn_host_wrote_data(tensors[i]); /* a GPU net uploads it before use */
+            }
     }
     if (out) {
         *out = r;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cnn.h"
+#include "gpu.h"
 #include "weights.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -604,8 +605,10 @@ cnn_status cnn_weights_save(const cnn_net *n, const char *path)
         st = CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", path);
         goto fail;
     }
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < np; i++) {
+        CNN_TRY(cnn_host_data(p[i].t)); /* a GPU net's newest values */
         e[i] = (cnn_safetensors_entry){p[i].key, p[i].t->ndim, p[i].t->shape, p[i].t->data};
+    }
     const char *name = cnn_net_name(n);
     const char *meta[] = {"net", name, NULL};
     if (!name || !*name) meta[0] = NULL;
@@ -662,7 +665,10 @@ cnn_status cnn_weights_load(cnn_net *n, const char *path, bool partial)
         }
     }
     for (int i = 0; i < np; i++)
-        if (src[i] && p[i].t->count) memcpy(p[i].t->data, src[i], p[i].t->count * sizeof(float));
+        if (src[i] && p[i].t->count) {
+            memcpy(p[i].t->data, src[i], p[i].t->count * sizeof(float));
+            cnn_host_wrote_data(p[i].t);
+        }
 fail:
     free(src);
     free_params(p, np);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../core/gpu.h"
 #include "../core/weights.h"
 #include "solver_internal.h"
 
@@ -50,9 +51,10 @@ cnn_status cnn_solver_snapshot(cnn_solver *s, char *state_path, size_t n)
                 goto fail;
             }
             snprintf(names[i], len, "history.%d.%s.%d", k, pi->layer, pi->index);
+            CNN_TRY(cnn_host_data(s->hist[k][p])); /* GPUs: the device's history */
             e[i] = (cnn_safetensors_entry){.name = names[i], .ndim = pi->tensor->ndim,
                                            .shape = pi->tensor->shape,
-                                           .data = s->hist[k][p]};
+                                           .data = s->hist[k][p]->data};
         }
     CNN_TRY(cnn_weights_save(s->net, wpath));
 
@@ -182,14 +184,17 @@ cnn_status cnn_solver_restore(cnn_solver *s, const char *path)
                                    path, name, count, pi->tensor->count);
                     goto fail;
                 }
-                if (pass == 1) memcpy(s->hist[k][p], data, count * sizeof(float));
+                if (pass == 1) {
+                    memcpy(s->hist[k][p]->data, data, count * sizeof(float));
+                    cnn_host_wrote_data(s->hist[k][p]);
+                }
             }
     CNN_TRY(cnn_weights_load(s->net, wpath, false));
     memcpy(cnn_net_rng(s->net)->s, r, sizeof r);
     CNN_TRY(cnn_net_seek_data(s->net, batches));
     s->iter = (int)iter;
     s->batches = batches;
-    s->n_losses = 0;
+    s->n_losses = s->fetched = 0;
     s->lr = cnn_lr_at(&s->cfg.lr, s->iter);
 fail:
     cnn_safetensors_close(f);

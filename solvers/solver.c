@@ -1,7 +1,10 @@
 /* solver.c — the solver configuration (Caffe's SolverParameter read from a
  * model's `solver` block or a solver.prototxt), the train and test nets, one
  * training step (Caffe's Solver::Step and SGDSolver::ApplyUpdate), test
- * passes and the training loop. */
+ * passes and the training loop. On GPUs the history lives beside each
+ * parameter on its device, the update is one fused kernel per parameter,
+ * and a step queues everything without waiting for the device: the loss
+ * goes into a device ring read back only when it is displayed. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -14,6 +17,8 @@
 #include <unistd.h>
 
 #include "../core/finetune.h"
+#include "../core/gpu.h"
+#include "../core/net_internal.h"
 #include "solver_internal.h"
 
 /* ---- configuration ------------------------------------------------------ */
@@ -331,23 +336,47 @@ static cnn_status group_params(cnn_solver *s)
     return CNN_OK;
 }
 
+/* A zeroed tensor of n floats, mirrored on ctx when ctx is not NULL. */
+static cnn_status new_tensor(const char *name, int ndim, const int *shape, cnn_cuda_ctx *ctx,
+                             cnn_tensor **out)
+{
+    cnn_status st = CNN_OK;
+    cnn_tensor *t = cnn_tensor_create(name);
+    if (!t) return CNN_ERROR(CNN_ERR_MEMORY, "out of memory for solver history");
+    CNN_TRY(cnn_tensor_reshape(t, ndim, shape));
+    if (ctx) CNN_TRY(cnn_tensor_attach(t, ctx));
+    *out = t;
+    return CNN_OK;
+fail:
+    cnn_tensor_free(t);
+    return st;
+}
+
 cnn_status cnn_solver_alloc_history(cnn_solver *s)
 {
+    cnn_status st = CNN_OK;
     s->n_params = cnn_net_num_params(s->net);
-    cnn_status st = group_params(s);
-    if (st != CNN_OK) return st;
+    s->gpu = cnn_net_on_gpu(s->net);
+    CNN_TRY(group_params(s));
     int slots = cnn_solver_history_slots(s->cfg.update.type);
     for (int k = 0; k < slots; k++) {
-        s->hist[k] = calloc((size_t)s->n_params + 1, sizeof(float *));
+        s->hist[k] = calloc((size_t)s->n_params + 1, sizeof(cnn_tensor *));
         if (!s->hist[k]) return CNN_ERROR(CNN_ERR_MEMORY, "out of memory for solver history");
         for (int p = 0; p < s->n_params; p++) {
-            size_t n = cnn_net_param_info(s->net, p)->tensor->count;
-            s->hist[k][p] = calloc(n ? n : 1, sizeof(float));
-            if (!s->hist[k][p])
-                return CNN_ERROR(CNN_ERR_MEMORY, "out of memory for solver history");
+            const cnn_param_info *pi = cnn_net_param_info(s->net, p);
+            CNN_TRY(new_tensor("history", pi->tensor->ndim, pi->tensor->shape,
+                               cnn_tensor_ctx(pi->tensor), &s->hist[k][p]));
         }
     }
-    return CNN_OK;
+    if (!s->gpu) return CNN_OK;
+    int n = s->cfg.average_loss;
+    CNN_TRY(new_tensor("losses", 1, &n, cnn_net_cuda(s->net, 0), &s->dev_losses));
+    for (int d = 0; d < s->n_devices; d++) {
+        int m = s->dev_n[d] > 0 ? s->dev_n[d] : 1;
+        CNN_TRY(new_tensor("clip", 1, &m, cnn_net_cuda(s->net, d), &s->clip_scratch[d]));
+    }
+fail:
+    return st;
 }
 
 static uint64_t clock_seed(void)
@@ -376,6 +405,10 @@ static cnn_status build_net(cnn_solver *s, cnn_cfg *root, const char *file, cnn_
     o.seed = s->seed;
     o.level = phase == CNN_TRAIN ? s->cfg.train_level : s->cfg.test_level;
     o.devices = s->devices;
+    o.gpus = s->gpus;
+    memcpy(o.gpu, s->gpu_ids, sizeof o.gpu);
+    o.workspace_bytes = s->workspace_bytes;
+    o.deterministic = s->deterministic;
     return cnn_net_from_cfg(root, file, &o, out);
 }
 
@@ -430,6 +463,12 @@ static cnn_status from_root(cnn_solver *s, cnn_cfg *root, const char *path,
     if (!s->cfg.snapshot_prefix[0]) default_prefix(path, s->cfg.snapshot_prefix);
     s->seed = s->cfg.random_seed >= 0 ? (uint64_t)s->cfg.random_seed : clock_seed();
     s->devices = o ? o->devices : 0;
+    if (o && o->gpus > 0) {
+        s->gpus = o->gpus;
+        memcpy(s->gpu_ids, o->gpu, sizeof s->gpu_ids);
+        s->workspace_bytes = o->workspace_bytes;
+        s->deterministic = o->deterministic;
+    }
     CNN_TRY(build_net(s, train_root, train_file, CNN_TRAIN, &s->net));
     if (s->cfg.test_iter > 0 && s->cfg.test_interval > 0)
         CNN_TRY(build_net(s, test_root, test_file, CNN_TEST, &s->test_net));
@@ -485,13 +524,16 @@ cnn_status cnn_solver_from_string(const char *text, const char *name,
 void cnn_solver_free(cnn_solver *s)
 {
     if (!s) return;
-    cnn_net_free(s->net);
-    cnn_net_free(s->test_net);
+    /* Mirrors first: they belong to the nets' contexts. */
     for (int k = 0; k < 2; k++) {
         if (s->hist[k])
-            for (int p = 0; p < s->n_params; p++) free(s->hist[k][p]);
+            for (int p = 0; p < s->n_params; p++) cnn_tensor_free(s->hist[k][p]);
         free(s->hist[k]);
     }
+    cnn_tensor_free(s->dev_losses);
+    for (int d = 0; d < CNN_MAX_DEVICES; d++) cnn_tensor_free(s->clip_scratch[d]);
+    cnn_net_free(s->net);
+    cnn_net_free(s->test_net);
     for (int k = 0; k < 3; k++) cnn_cfg_free(s->roots[k]);
     for (int d = 0; d < CNN_MAX_DEVICES; d++) free(s->dev_param[d]);
     free(s->losses);
@@ -578,7 +620,7 @@ static void update_param(cnn_solver *s, int p, float rate)
     if (c->update.type != CNN_SOLVER_ADAMW)
         cnn_solver_regularize(c->update.reg, decay, t->count, t->data, t->grad);
     cnn_solver_update(&c->update, t->count, rate * pi->lr_mult, decay, s->iter, t->data,
-                      t->grad, s->hist[0][p], s->hist[1] ? s->hist[1][p] : NULL);
+                      t->grad, s->hist[0][p]->data, s->hist[1] ? s->hist[1][p]->data : NULL);
 }
 
 /* Caffe's SGDSolver::ApplyUpdate: clip, normalise, regularise, update;
@@ -590,10 +632,153 @@ static void apply_update(cnn_solver *s)
         for (int k = 0; k < s->dev_n[d]; k++) update_param(s, s->dev_param[d][k], (float)s->lr);
 }
 
+/* ---- one step on GPUs ------------------------------------------------------ */
+
+/* clip_gradients on the devices: squared norms by device dot products, read
+ * back (the one wait of a step, only when clipping is on), then a scale. */
+static cnn_status clip_gradients_gpu(cnn_solver *s)
+{
+    cnn_status st = CNN_OK;
+    float clip = s->cfg.clip_gradients;
+    double sumsq = 0;
+    if (clip < 0) return CNN_OK;
+    for (int d = 0; d < s->n_devices; d++) {
+        float *out = NULL;
+        cnn_cuda_ctx *c = cnn_net_cuda(s->net, d);
+        CNN_TRY(cnn_cuda_ctx_use(c));
+        CNN_TRY(cnn_gpu_write(s->clip_scratch[d], &out));
+        CNN_TRY(cnn_cuda_set(c, s->clip_scratch[d]->count, 0.f, out));
+        for (int k = 0; k < s->dev_n[d]; k++) {
+            const cnn_param_info *pi = cnn_net_param_info(s->net, s->dev_param[d][k]);
+            const float *g = NULL;
+            if (pi->lr_mult == 0.f || pi->tensor->count == 0) continue;
+            CNN_TRY(cnn_gpu_read_grad(pi->tensor, &g));
+            CNN_TRY(cnn_cuda_dot(c, pi->tensor->count, g, g, out + k));
+        }
+    }
+    for (int d = 0; d < s->n_devices; d++) {
+        CNN_TRY(cnn_host_data(s->clip_scratch[d]));
+        for (int k = 0; k < s->dev_n[d]; k++) sumsq += s->clip_scratch[d]->data[k];
+    }
+    float norm = (float)sqrt(sumsq);
+    if (norm <= clip) return CNN_OK;
+    float scale = clip / norm;
+    for (int p = 0; p < s->n_params; p++) {
+        const cnn_param_info *pi = cnn_net_param_info(s->net, p);
+        float *g = NULL;
+        if (pi->lr_mult == 0.f || pi->tensor->count == 0) continue;
+        cnn_cuda_ctx *c = cnn_tensor_ctx(pi->tensor);
+        CNN_TRY(cnn_cuda_ctx_use(c));
+        CNN_TRY(cnn_gpu_modify_grad(pi->tensor, &g));
+        CNN_TRY(cnn_cuda_scale(c, pi->tensor->count, scale, g));
+    }
+fail:
+    return st;
+}
+
+/* update_param on p's device: normalisation, regularisation and the rule
+ * in one kernel (cnn_cuda_solver_update computes what update.c does). */
+static cnn_status update_param_gpu(cnn_solver *s, int p, float rate)
+{
+    cnn_status st = CNN_OK;
+    const cnn_solver_config *c = &s->cfg;
+    const cnn_param_info *pi = cnn_net_param_info(s->net, p);
+    cnn_tensor *t = pi->tensor;
+    float *w = NULL, *g = NULL, *h0 = NULL, *h1 = NULL;
+    if (pi->lr_mult == 0.f || t->count == 0) return CNN_OK;
+    cnn_cuda_update u = {
+        .rule = (cnn_cuda_update_rule)c->update.type,
+        .l1 = c->update.reg == CNN_REG_L1,
+        .momentum = c->update.momentum,
+        .momentum2 = c->update.momentum2,
+        .delta = c->update.delta,
+        .rms_decay = c->update.rms_decay,
+        .rate = rate * pi->lr_mult,
+        .decay = c->weight_decay * pi->decay_mult,
+        .grad_scale = c->iter_size > 1 ? 1.f / (float)c->iter_size : 1.f,
+        .iter = s->iter,
+    };
+    cnn_cuda_ctx *ctx = cnn_tensor_ctx(t);
+    CNN_TRY(cnn_cuda_ctx_use(ctx));
+    CNN_TRY(cnn_gpu_modify(t, &w));
+    CNN_TRY(cnn_gpu_modify_grad(t, &g));
+    CNN_TRY(cnn_gpu_modify(s->hist[0][p], &h0));
+    if (s->hist[1]) CNN_TRY(cnn_gpu_modify(s->hist[1][p], &h1));
+    CNN_TRY(cnn_cuda_solver_update(ctx, &u, t->count, w, g, h0, h1));
+fail:
+    return st;
+}
+
+static cnn_status apply_update_gpu(cnn_solver *s)
+{
+    cnn_status st = CNN_OK;
+    CNN_TRY(clip_gradients_gpu(s));
+    for (int d = 0; d < s->n_devices; d++)
+        for (int k = 0; k < s->dev_n[d]; k++)
+            CNN_TRY(update_param_gpu(s, s->dev_param[d][k], (float)s->lr));
+fail:
+    return st;
+}
+
+cnn_status cnn_solver_fetch_losses(cnn_solver *s)
+{
+    cnn_status st = CNN_OK;
+    int n = s->cfg.average_loss;
+    if (!s->gpu || s->fetched == s->n_losses) return CNN_OK;
+    CNN_TRY(cnn_host_data(s->dev_losses));
+    int fresh = s->n_losses - s->fetched < n ? s->n_losses - s->fetched : n;
+    s->fetched = s->n_losses;
+    for (int i = 0; i < n; i++) s->losses[i] = s->dev_losses->data[i];
+    for (int k = 1; k <= fresh; k++) {
+        double l = s->losses[(s->n_losses - k) % n];
+        if (!isfinite(l))
+            return CNN_ERROR(CNN_ERR_NUMERIC, "loss is %s at iteration %d (on GPUs the loss "
+                                              "is checked when it is read back)",
+                             isnan(l) ? "nan" : "inf", s->iter - k);
+    }
+fail:
+    return st;
+}
+
+/* One step on GPUs: everything queued, the loss summed into its ring slot on
+ * device 0; the host waits only for a requested loss or for clipping. */
+static cnn_status step_gpu(cnn_solver *s, float *loss)
+{
+    cnn_status st = CNN_OK;
+    cnn_cuda_ctx *c0 = cnn_net_cuda(s->net, 0);
+    float *ring = NULL;
+    int slot = s->n_losses % s->cfg.average_loss;
+    CNN_TRY(cnn_net_zero_grads(s->net));
+    CNN_TRY(cnn_gpu_modify(s->dev_losses, &ring));
+    CNN_TRY(cnn_cuda_ctx_use(c0));
+    CNN_TRY(cnn_cuda_set(c0, 1, 0.f, ring + slot));
+    for (int k = 0; k < s->cfg.iter_size; k++) {
+        if (s->feed) CNN_TRY(s->feed(s->net, s->batches, s->feed_user));
+        CNN_TRY(cnn_net_forward(s->net, NULL));
+        s->batches++;
+        CNN_TRY(cnn_net_loss_device(s->net, ring + slot));
+        CNN_TRY(cnn_net_backward(s->net));
+    }
+    CNN_TRY(cnn_cuda_ctx_use(c0));
+    if (s->cfg.iter_size > 1)
+        CNN_TRY(cnn_cuda_scale(c0, 1, 1.f / (float)s->cfg.iter_size, ring + slot));
+    s->n_losses++;
+    if (loss) {
+        CNN_TRY(cnn_solver_fetch_losses(s));
+        *loss = (float)s->losses[slot];
+    }
+    s->lr = cnn_lr_at(&s->cfg.lr, s->iter);
+    CNN_TRY(apply_update_gpu(s));
+    s->iter++;
+fail:
+    return st;
+}
+
 cnn_status cnn_solver_step(cnn_solver *s, float *loss)
 {
     cnn_status st = CNN_OK;
     double sum = 0;
+    if (s->gpu) return step_gpu(s, loss);
     cnn_net_zero_param_grads(s->net);
     for (int k = 0; k < s->cfg.iter_size; k++) {
         float l = 0;
@@ -651,6 +836,7 @@ cnn_status cnn_solver_test(cnn_solver *s, const volatile sig_atomic_t *stop, boo
         size_t k = 0;
         for (int o = 0; o < no; o++) {
             cnn_tensor *t = cnn_net_output(tn, o);
+            CNN_TRY(cnn_host_data(t));
             for (size_t i = 0; i < t->count && k < total; i++) s->test_sum[k++] += t->data[i];
         }
     }
@@ -746,10 +932,17 @@ cnn_status cnn_solver_solve(cnn_solver *s, const volatile sig_atomic_t *stop,
     while (s->iter < c->max_iter && !(stop && *stop)) {
         CNN_TRY(cnn_solver_step(s, NULL));
         ran = true;
+        bool display = c->display > 0 && s->iter % c->display == 0;
+        /* GPUs: the losses come back (and are checked) only where they are
+         * shown or before work that needs sane weights. */
+        if (display || (testing && s->iter % c->test_interval == 0) ||
+            (c->snapshot > 0 && s->iter % c->snapshot == 0) || s->iter == c->max_iter ||
+            (stop && *stop))
+            CNN_TRY(cnn_solver_fetch_losses(s));
         cnn_solver_event e = {.kind = CNN_EV_ITER, .iter = s->iter,
                               .loss = cnn_solver_smoothed_loss(s), .lr = s->lr};
         emit(cb, user, e);
-        if (c->display > 0 && s->iter % c->display == 0) {
+        if (display) {
             e.kind = CNN_EV_DISPLAY;
             emit(cb, user, e);
         }

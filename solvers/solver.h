@@ -132,6 +132,11 @@ typedef struct cnn_solver_opts {
     const char *snapshot_prefix; /* non-NULL: replaces snapshot_prefix */
     int devices;                 /* logical devices of the nets (cnn_net_opts.devices):
                                     0 as the model asks, else layers' device < devices */
+    /* GPUs for both nets, as in cnn_net_opts (gpus 0: the CPU). */
+    int gpus;
+    int gpu[CNN_MAX_DEVICES];
+    size_t workspace_bytes;
+    bool deterministic;
 } cnn_solver_opts;
 
 /* Builds the solver from a model file with a `solver` block or a solver file
@@ -158,7 +163,10 @@ int cnn_solver_num_devices(const cnn_solver *s);
 int cnn_solver_batch_size(const cnn_solver *s);
 /* Learning rate of the current iteration. */
 double cnn_solver_lr(const cnn_solver *s);
-/* Mean training loss over the last average_loss iterations (NaN before any). */
+/* Mean training loss over the last average_loss iterations (NaN before any).
+ * On GPUs the losses are read back at display, test and snapshot iterations
+ * (and by cnn_solver_step with a loss pointer): in between this is the mean
+ * as of the last read. */
 double cnn_solver_smoothed_loss(const cnn_solver *s);
 
 /* Loads initial weights (.safetensors or .caffemodel) into the train net by
@@ -172,7 +180,10 @@ void cnn_solver_set_feed(cnn_solver *s, cnn_solver_feed_fn fn, void *user);
 
 /* One iteration: zero gradients, iter_size forward/backward passes, clip,
  * normalise, regularise, update. *loss (may be NULL) gets the mean loss.
- * A NaN or infinite loss is CNN_ERR_NUMERIC and leaves the weights alone. */
+ * A NaN or infinite loss is CNN_ERR_NUMERIC and leaves the weights alone.
+ * On GPUs the step waits for the device only when `loss` is given (or
+ * clip_gradients is set); with loss NULL a bad loss is reported later, by
+ * cnn_solver_solve at the next display, test or snapshot iteration. */
 cnn_status cnn_solver_step(cnn_solver *s, float *loss);
 
 /* Test outputs: the mean over test_iter passes of every output element. */

@@ -15,8 +15,13 @@ struct cnn_solver {
     int iter;                        /* iterations done */
     uint64_t batches;                /* training batches consumed (iter * iter_size) */
     int n_params;
-    float **hist[2];                 /* [slot][param]: history, shaped like the param */
+    cnn_tensor **hist[2];            /* [slot][param]: history, shaped like the param
+                                        (mirrored on the param's device on GPUs) */
     int devices;                     /* cnn_solver_opts.devices for both nets */
+    int gpus;                        /* cnn_solver_opts' GPU fields for both nets */
+    int gpu_ids[CNN_MAX_DEVICES];
+    size_t workspace_bytes;
+    bool deterministic;
     /* Parameters (indices into the net's param info) grouped by the logical
      * device they and their history live on; updates go device by device. */
     int n_devices;
@@ -24,6 +29,12 @@ struct cnn_solver {
     int *dev_param[CNN_MAX_DEVICES];
     double *losses;                  /* (average_loss) ring of recent losses */
     int n_losses;
+    /* GPUs: the ring on device 0, filled from the device loss sum and read
+     * back only when displayed; per-device scratch for gradient clipping. */
+    bool gpu;
+    cnn_tensor *dev_losses;          /* (average_loss) on device 0 */
+    int fetched;                     /* n_losses when dev_losses was last read */
+    cnn_tensor *clip_scratch[CNN_MAX_DEVICES]; /* (dev_n[d]) squared norms */
     double lr;                       /* rate of the last (or next) iteration */
     double *test_sum;                /* (test_sum_cap) accumulated test outputs */
     size_t test_sum_cap;
@@ -34,7 +45,12 @@ struct cnn_solver {
 
 /* The folder part of `path` ("." when it has none) into out (n bytes). */
 void cnn_solver_path_dir(const char *path, char *out, size_t n);
-/* Allocates zeroed history for every parameter of the train net. */
+/* Allocates zeroed history for every parameter of the train net (on the
+ * parameters' devices on GPUs), and the GPU loss ring and scratch. */
 cnn_status cnn_solver_alloc_history(cnn_solver *s);
+/* GPUs: reads the device loss ring into `losses` (a sync) and fails with
+ * CNN_ERR_NUMERIC when a loss since the last read was NaN or infinite.
+ * No-op on the CPU or when nothing new was computed. */
+cnn_status cnn_solver_fetch_losses(cnn_solver *s);
 
 #endif
