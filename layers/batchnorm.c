@@ -80,7 +80,7 @@ static cnn_status dev_grow(cnn_layer *l, float **buf, size_t *cap, size_t n)
     void *p = NULL;
     if (n <= *cap) return CNN_OK;
     cnn_status st = cnn_cuda_malloc(l->cuda, n * sizeof(float), &p);
-    if (st != CNN_OK) return st;
+    if (st != CNN_OK) return cnn_layer_error(l, st, "%s", cnn_error_message());
     cnn_cuda_free(b->cuda, *buf);
     b->cuda = l->cuda;
     *buf = p;

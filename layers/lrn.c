@@ -99,7 +99,8 @@ static cnn_status lrn_reshape(cnn_layer *l)
     CNN_TRY(grow(l, &lp->ws, &lp->ws_cap, cnn_k_lrn_ws_floats(&lp->d, lp->threads)));
     if (l->cuda && b->count > lp->dev_scale_cap) {
         void *buf = NULL;
-        CNN_TRY(cnn_cuda_malloc(l->cuda, b->count * sizeof(float), &buf));
+        if ((st = cnn_cuda_malloc(l->cuda, b->count * sizeof(float), &buf)) != CNN_OK)
+            return named(l, st);
         cnn_cuda_free(lp->cuda, lp->dev_scale);
         lp->cuda = l->cuda;
         lp->dev_scale = buf;

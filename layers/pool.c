@@ -164,7 +164,8 @@ static cnn_status pool_reshape(cnn_layer *l)
     }
     if (l->cuda && pp->method == POOL_MAX && need > pp->dev_argmax_cap) {
         void *a = NULL;
-        CNN_TRY(cnn_cuda_malloc(l->cuda, need * sizeof(int), &a));
+        if ((st = cnn_cuda_malloc(l->cuda, need * sizeof(int), &a)) != CNN_OK)
+            return named(l, st);
         cnn_cuda_free(pp->cuda, pp->dev_argmax);
         pp->cuda = l->cuda;
         pp->dev_argmax = a;

@@ -110,7 +110,8 @@ static cnn_status scale_reshape(cnn_layer *l)
         CNN_TRY(cnn_tensor_reshape_like(s->saved, x));
         if (l->cuda && x->count > s->dev_saved_cap) {
             void *buf = NULL;
-            CNN_TRY(cnn_cuda_malloc(l->cuda, x->count * sizeof(float), &buf));
+            if ((st = cnn_cuda_malloc(l->cuda, x->count * sizeof(float), &buf)) != CNN_OK)
+                return cnn_layer_error(l, st, "%s", cnn_error_message());
             cnn_cuda_free(s->cuda, s->dev_saved);
             s->cuda = l->cuda;
             s->dev_saved = buf;
