@@ -78,7 +78,7 @@ if tw:
     for k in sorted(tower):
         print("  tower %d (logical device %d): %8.2f ms forward+backward" % (k, k, tower[k]))
     print("  copies between towers:       %8.2f ms (on one GPU)" % copies)
-    if host:
+    if host >= 0.01:
         print("  of which layers without a GPU path (host): %.2f ms" % host)
     serial = sum(tower.values()) + copies
     est = max(tower.values()) + copies

@@ -2,7 +2,14 @@
  * iteration, then N iterations of forward (every layer in order) and backward
  * (the layers the net's backward plan runs, in reverse), each layer timed
  * with CLOCK_MONOTONIC. Input blobs are filled with random values; those that
- * feed a classification loss or Accuracy as labels get valid class indices. */
+ * feed a classification loss or Accuracy as labels get valid class indices.
+ *
+ * On a GPU each layer with a GPU path is timed with CUDA events recorded on
+ * its context's stream around it; a layer that runs on the host is timed
+ * with the clock after the streams have drained. The iteration time is then
+ * measured separately, as training runs it: N more iterations of
+ * cnn_net_forward and cnn_net_backward (all devices concurrently), from the
+ * drained streams to the drained streams. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,15 +19,19 @@
 #include <cJSON.h>
 
 #include "core/cnn.h"
+#include "core/gpu.h"
 #include "core/net_internal.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cnntime MODEL [--iterations N] [--phase TRAIN|TEST] [--json]\n"
+               "               [--gpu N | --gpus L | --cpu] [--workspace-mb N] [--deterministic]\n"
                "Times each layer's forward and backward pass and the whole iteration.\n"
-               "  --iterations N  timed iterations after one warm-up (default 50)\n"
-               "  --phase P       TRAIN (default) or TEST\n"
-               "  --json          one JSON object instead of a table\n");
+               "  --iterations N        timed iterations after one warm-up (default 50)\n"
+               "  --phase P             TRAIN (default) or TEST\n"
+               "  --json                one JSON object instead of a table\n"
+               "%s", cnn_tool_dev_usage(true));
 }
 
 static double now_ms(void)
@@ -81,6 +92,7 @@ static void fill_inputs(cnn_net *n)
             t->data[k] = kind > 0    ? (float)cnn_rng_below(&rng, (uint32_t)kind)
                          : kind < 0 ? (float)cnn_rng_below(&rng, 2)
                                     : (float)(2 * cnn_rng_uniform(&rng) - 1);
+        cnn_host_wrote_data(t);
     }
 }
 
@@ -102,47 +114,178 @@ static void seed_loss_grads(cnn_net *n)
     for (int i = 0; i < cnn_net_num_outputs(n); i++) {
         cnn_tensor *t = cnn_net_output(n, i);
         memset(t->grad, 0, t->count * sizeof(float));
+        cnn_host_wrote_grad(t);
     }
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
         cnn_layer *l = cnn_net_layer(n, i);
         for (int t = 0; t < l->n_top; t++)
-            if (l->loss_weight[t] != 0)
+            if (l->loss_weight[t] != 0) {
                 for (size_t k = 0; k < l->top[t]->count; k++)
                     l->top[t]->grad[k] = l->loss_weight[t];
+                cnn_host_wrote_grad(l->top[t]);
+            }
     }
 }
 
-/* One iteration; per-layer milliseconds are added to fwd/bwd when not NULL. */
-static cnn_status iteration(cnn_net *n, double *fwd, double *bwd)
+/* CUDA events around each layer's passes on a GPU net: ev[4 i + 0..1] for
+ * forward, ev[4 i + 2..3] for backward; NULL where that pass runs on the
+ * host. The contexts are drained before a host layer is timed. */
+typedef struct gpu_timer {
+    int n_ctx;
+    cnn_cuda_ctx *ctx[CNN_MAX_DEVICES];
+    cnn_cuda_event **ev;
+} gpu_timer;
+
+/* Whether layer l's forward (or backward) runs on its GPU. */
+static bool on_gpu(const cnn_layer *l, bool backward)
+{
+    return l->cuda && (backward ? l->type->backward_gpu : l->type->forward_gpu);
+}
+
+static void gtimer_free(gpu_timer *tm, int nl)
+{
+    if (tm->ev)
+        for (int i = 0; i < 4 * nl; i++) cnn_cuda_event_free(tm->ev[i]);
+    free(tm->ev);
+    *tm = (gpu_timer){0};
+}
+
+static cnn_status gtimer_create(cnn_net *n, gpu_timer *tm)
 {
     cnn_status st = CNN_OK;
     int nl = cnn_net_num_layers(n);
+    *tm = (gpu_timer){0};
+    if (!(tm->ev = calloc(4 * (size_t)nl + 1, sizeof *tm->ev)))
+        return CNN_ERROR(CNN_ERR_MEMORY, "out of memory");
+    for (int d = 0; d < cnn_net_num_devices(n) && tm->n_ctx < CNN_MAX_DEVICES; d++)
+        if (cnn_net_cuda(n, d)) tm->ctx[tm->n_ctx++] = cnn_net_cuda(n, d);
     for (int i = 0; i < nl; i++) {
-        double t0 = now_ms();
-        CNN_TRY(cnn_net_layer_forward(n, i));
-        if (fwd) fwd[i] += now_ms() - t0;
+        cnn_layer *l = cnn_net_layer(n, i);
+        for (int k = 0; k < 4; k++)
+            if (on_gpu(l, k >= 2)) CNN_TRY(cnn_cuda_event_create(l->cuda, true, &tm->ev[4 * i + k]));
     }
-    cnn_net_zero_param_grads(n);
-    seed_loss_grads(n);
-    for (int i = nl - 1; i >= 0; i--) {
-        if (!cnn_net_layer(n, i)->need_backward) continue;
-        double t0 = now_ms();
-        CNN_TRY(cnn_net_layer_backward(n, i));
-        if (bwd) bwd[i] += now_ms() - t0;
-    }
+    return CNN_OK;
+fail:
+    gtimer_free(tm, nl);
+    return st;
+}
+
+/* Waits for every context's stream (no-op on the CPU). */
+static cnn_status drain(const gpu_timer *tm)
+{
+    cnn_status st = CNN_OK;
+    for (int c = 0; c < tm->n_ctx; c++) CNN_TRY(cnn_cuda_ctx_sync(tm->ctx[c]));
 fail:
     return st;
 }
 
-static int print_json(const cnn_net *n, const char *model, const char *phase, int iters,
-                      int batch, const double *fwd, const double *bwd, double f, double b,
-                      double it)
+/* Runs one pass of layer i, timed by events (ev != NULL) or by the clock
+ * into *ms after draining the streams. */
+static cnn_status timed_pass(cnn_net *n, const gpu_timer *tm, int i, bool backward, double *ms)
 {
+    cnn_status st = CNN_OK;
+    cnn_layer *l = cnn_net_layer(n, i);
+    cnn_cuda_event *const *ev = tm->ev ? &tm->ev[4 * i + (backward ? 2 : 0)] : NULL;
+    if (ev && ev[0]) {
+        CNN_TRY(cnn_cuda_event_record(l->cuda, ev[0]));
+        CNN_TRY(backward ? cnn_net_layer_backward(n, i) : cnn_net_layer_forward(n, i));
+        CNN_TRY(cnn_cuda_event_record(l->cuda, ev[1]));
+        return CNN_OK;
+    }
+    CNN_TRY(drain(tm));
+    double t0 = now_ms();
+    CNN_TRY(backward ? cnn_net_layer_backward(n, i) : cnn_net_layer_forward(n, i));
+    if (ms) *ms += now_ms() - t0;
+fail:
+    return st;
+}
+
+/* Adds the event-timed passes of the last iteration to fwd and bwd. */
+static cnn_status add_events(const cnn_net *n, const gpu_timer *tm, double *fwd, double *bwd)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < cnn_net_num_layers(n); i++)
+        for (int k = 0; k < 4; k += 2) {
+            cnn_cuda_event *const *ev = &tm->ev[4 * i + k];
+            if (!ev[0] || (k == 2 && !cnn_net_layer(n, i)->need_backward)) continue;
+            float ms = 0;
+            CNN_TRY(cnn_cuda_event_elapsed(ev[0], ev[1], &ms));
+            (k ? bwd : fwd)[i] += ms;
+        }
+fail:
+    return st;
+}
+
+/* One iteration layer by layer; per-layer milliseconds are added to fwd/bwd
+ * when not NULL (tm: the GPU timer, zeroed on the CPU). */
+static cnn_status iteration(cnn_net *n, const gpu_timer *tm, double *fwd, double *bwd)
+{
+    cnn_status st = CNN_OK;
+    int nl = cnn_net_num_layers(n);
+    for (int i = 0; i < nl; i++) CNN_TRY(timed_pass(n, tm, i, false, fwd ? &fwd[i] : NULL));
+    CNN_TRY(cnn_net_zero_grads(n));
+    seed_loss_grads(n);
+    for (int i = nl - 1; i >= 0; i--) {
+        if (!cnn_net_layer(n, i)->need_backward) continue;
+        CNN_TRY(timed_pass(n, tm, i, true, bwd ? &bwd[i] : NULL));
+    }
+    CNN_TRY(drain(tm));
+    if (fwd && tm->ev) CNN_TRY(add_events(n, tm, fwd, bwd));
+fail:
+    return st;
+}
+
+/* A training iteration as the solver runs it (GPU nets): mean milliseconds
+ * of `iters` after one warm-up, from drained streams to drained streams. */
+static cnn_status train_iterations(cnn_net *n, const gpu_timer *tm, int iters, double *ms)
+{
+    cnn_status st = CNN_OK;
+    double t0 = 0;
+    for (int it = 0; it <= iters; it++) {
+        if (it == 1) {
+            CNN_TRY(drain(tm));
+            t0 = now_ms();
+        }
+        CNN_TRY(cnn_net_zero_grads(n));
+        CNN_TRY(cnn_net_forward(n, NULL));
+        CNN_TRY(cnn_net_backward(n));
+    }
+    CNN_TRY(drain(tm));
+    *ms = (now_ms() - t0) / iters;
+fail:
+    return st;
+}
+
+/* Where layer i runs: "cuda:K" (K physical), "host" (a GPU net's layer
+ * without a GPU path) or "cpu". */
+static const char *where(const cnn_net *n, int i, bool gpu, char *buf, size_t len)
+{
+    const cnn_layer *l = cnn_net_layer(n, i);
+    if (on_gpu(l, false))
+        snprintf(buf, len, "cuda:%d", cnn_cuda_ctx_device(l->cuda));
+    else
+        snprintf(buf, len, gpu ? "host" : "cpu");
+    return buf;
+}
+
+/* What a run measured. */
+typedef struct timing {
+    const char *model, *phase, *device;
+    bool gpu;
+    int iters, batch;
+    double *fwd, *bwd; /* summed milliseconds per layer */
+    double f, b, it;   /* mean forward, backward, iteration milliseconds */
+} timing;
+
+static int print_json(const cnn_net *n, const timing *r)
+{
+    char buf[32];
     cJSON *j = cJSON_CreateObject(), *layers = NULL;
-    if (!j || !cJSON_AddStringToObject(j, "model", model) ||
-        !cJSON_AddStringToObject(j, "phase", phase) ||
-        !cJSON_AddNumberToObject(j, "iterations", iters) ||
-        !cJSON_AddNumberToObject(j, "batch", batch) ||
+    if (!j || !cJSON_AddStringToObject(j, "model", r->model) ||
+        !cJSON_AddStringToObject(j, "phase", r->phase) ||
+        !cJSON_AddStringToObject(j, "device", r->device) ||
+        !cJSON_AddNumberToObject(j, "iterations", r->iters) ||
+        !cJSON_AddNumberToObject(j, "batch", r->batch) ||
         !(layers = cJSON_AddArrayToObject(j, "layers")))
         goto oom;
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
@@ -152,15 +295,17 @@ static int print_json(const cnn_net *n, const char *model, const char *phase, in
         bool back = cnn_net_layer(n, i)->need_backward;
         if (!cJSON_AddStringToObject(e, "name", cnn_net_layer_name(n, i)) ||
             !cJSON_AddStringToObject(e, "type", cnn_net_layer_type(n, i)) ||
-            !cJSON_AddNumberToObject(e, "forward_ms", fwd[i] / iters) ||
-            !(back ? cJSON_AddNumberToObject(e, "backward_ms", bwd[i] / iters)
+            !cJSON_AddNumberToObject(e, "device", cnn_net_layer_device(n, i)) ||
+            !cJSON_AddStringToObject(e, "where", where(n, i, r->gpu, buf, sizeof buf)) ||
+            !cJSON_AddNumberToObject(e, "forward_ms", r->fwd[i] / r->iters) ||
+            !(back ? cJSON_AddNumberToObject(e, "backward_ms", r->bwd[i] / r->iters)
                    : cJSON_AddNullToObject(e, "backward_ms")))
             goto oom;
     }
-    if (!cJSON_AddNumberToObject(j, "forward_ms", f) ||
-        !cJSON_AddNumberToObject(j, "backward_ms", b) ||
-        !cJSON_AddNumberToObject(j, "iteration_ms", it) ||
-        !cJSON_AddNumberToObject(j, "images_per_s", it > 0 ? batch * 1e3 / it : 0))
+    if (!cJSON_AddNumberToObject(j, "forward_ms", r->f) ||
+        !cJSON_AddNumberToObject(j, "backward_ms", r->b) ||
+        !cJSON_AddNumberToObject(j, "iteration_ms", r->it) ||
+        !cJSON_AddNumberToObject(j, "images_per_s", r->it > 0 ? r->batch * 1e3 / r->it : 0))
         goto oom;
     char *s = cJSON_PrintUnformatted(j);
     if (!s) goto oom;
@@ -174,15 +319,89 @@ oom:
     return 1;
 }
 
+static void print_table(const cnn_net *n, const timing *r)
+{
+    bool gpu = r->gpu;
+    char buf[32];
+    printf("cnntime: device %s\n", r->device);
+    printf("cnntime: %s, phase %s, batch %d, %d iterations after 1 warm-up\n\n", r->model,
+           r->phase, r->batch, r->iters);
+    printf("%-24s %-22s %12s %12s%s\n", "layer", "type", "forward ms", "backward ms",
+           gpu ? "  where" : "");
+    for (int i = 0; i < cnn_net_num_layers(n); i++) {
+        printf("%-24s %-22s %12.4f ", cnn_net_layer_name(n, i), cnn_net_layer_type(n, i),
+               r->fwd[i] / r->iters);
+        if (cnn_net_layer(n, i)->need_backward)
+            printf("%12.4f", r->bwd[i] / r->iters);
+        else
+            printf("%12s", "-");
+        if (gpu) printf("  %s", where(n, i, r->gpu, buf, sizeof buf));
+        printf("\n");
+    }
+    printf("\naverage forward:          %10.4f ms\n", r->f);
+    printf("average backward:         %10.4f ms\n", r->b);
+    printf("average forward-backward: %10.4f ms (%.1f images/s)\n", r->it,
+           r->it > 0 ? r->batch * 1e3 / r->it : 0.0);
+    if (gpu)
+        printf("(layers: CUDA events, each pass alone; forward-backward: cnn_net_forward and "
+               "cnn_net_backward as training runs them)\n");
+}
+
+/* Times the net: layer by layer, then (GPU) whole training passes. */
+static int run(cnn_net *n, timing *r)
+{
+    bool gpu = r->gpu;
+    int nl = cnn_net_num_layers(n), rc = 1;
+    gpu_timer tm = {0};
+    r->fwd = calloc((size_t)nl + 1, sizeof *r->fwd);
+    r->bwd = calloc((size_t)nl + 1, sizeof *r->bwd);
+    if (!r->fwd || !r->bwd) {
+        fprintf(stderr, "cnntime: out of memory\n");
+        return 1;
+    }
+    fill_inputs(n);
+    if ((gpu && gtimer_create(n, &tm) != CNN_OK) || iteration(n, &tm, NULL, NULL) != CNN_OK) {
+        fprintf(stderr, "cnntime: warm-up: %s\n", cnn_error_message());
+        goto done;
+    }
+    double total = 0;
+    for (int it = 0; it < r->iters; it++) {
+        double t0 = now_ms();
+        if (iteration(n, &tm, r->fwd, r->bwd) != CNN_OK) {
+            fprintf(stderr, "cnntime: iteration %d: %s\n", it, cnn_error_message());
+            goto done;
+        }
+        total += now_ms() - t0;
+    }
+    r->it = total / r->iters;
+    if (gpu && train_iterations(n, &tm, r->iters, &r->it) != CNN_OK) {
+        fprintf(stderr, "cnntime: training iterations: %s\n", cnn_error_message());
+        goto done;
+    }
+    for (int i = 0; i < nl; i++) {
+        r->f += r->fwd[i] / r->iters;
+        r->b += r->bwd[i] / r->iters;
+    }
+    rc = 0;
+done:
+    gtimer_free(&tm, nl);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL;
     int iters = 50;
     bool json = false;
     cnn_net_opts o = cnn_net_default_opts();
+    cnn_tool_dev dev;
+    cnn_tool_dev_init(&dev, "cnntime", true);
     o.phase = CNN_TRAIN;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int d = cnn_tool_dev_arg(&dev, argc, argv, &i);
+        if (d < 0) return 2;
+        if (d > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -221,65 +440,27 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (cnn_tool_dev_resolve(&dev, &o)) return 1;
 
+    char desc[512];
+    timing r = {.model = model, .phase = o.phase == CNN_TRAIN ? "TRAIN" : "TEST",
+                .device = cnn_tool_dev_describe(&dev, desc, sizeof desc),
+                .gpu = cnn_tool_dev_gpu(&dev), .iters = iters};
     int rc = 1;
     cnn_net *n = NULL;
-    double *fwd = NULL, *bwd = NULL;
     if (cnn_net_from_file(model, &o, &n) != CNN_OK) {
         fprintf(stderr, "cnntime: %s\n", cnn_error_message());
         goto done;
     }
-    int nl = cnn_net_num_layers(n);
-    fwd = calloc((size_t)nl + 1, sizeof *fwd);
-    bwd = calloc((size_t)nl + 1, sizeof *bwd);
-    if (!fwd || !bwd) {
-        fprintf(stderr, "cnntime: out of memory\n");
-        goto done;
-    }
-    fill_inputs(n);
-    if (iteration(n, NULL, NULL) != CNN_OK) {
-        fprintf(stderr, "cnntime: warm-up: %s\n", cnn_error_message());
-        goto done;
-    }
-    double total = 0;
-    for (int it = 0; it < iters; it++) {
-        double t0 = now_ms();
-        if (iteration(n, fwd, bwd) != CNN_OK) {
-            fprintf(stderr, "cnntime: iteration %d: %s\n", it, cnn_error_message());
-            goto done;
-        }
-        total += now_ms() - t0;
-    }
-    double f = 0, b = 0, it_ms = total / iters;
-    for (int i = 0; i < nl; i++) {
-        f += fwd[i] / iters;
-        b += bwd[i] / iters;
-    }
-    int batch = batch_size(n);
-    const char *phase = o.phase == CNN_TRAIN ? "TRAIN" : "TEST";
-    if (json) {
-        if (print_json(n, model, phase, iters, batch, fwd, bwd, f, b, it_ms)) goto done;
-    } else {
-        printf("cnntime: %s, phase %s, batch %d, %d iterations after 1 warm-up\n\n", model,
-               phase, batch, iters);
-        printf("%-24s %-22s %12s %12s\n", "layer", "type", "forward ms", "backward ms");
-        for (int i = 0; i < nl; i++) {
-            printf("%-24s %-22s %12.4f ", cnn_net_layer_name(n, i), cnn_net_layer_type(n, i),
-                   fwd[i] / iters);
-            if (cnn_net_layer(n, i)->need_backward)
-                printf("%12.4f\n", bwd[i] / iters);
-            else
-                printf("%12s\n", "-");
-        }
-        printf("\naverage forward:          %10.4f ms\n", f);
-        printf("average backward:         %10.4f ms\n", b);
-        printf("average forward-backward: %10.4f ms (%.1f images/s)\n", it_ms,
-               it_ms > 0 ? batch * 1e3 / it_ms : 0.0);
-    }
-    rc = 0;
+    if (run(n, &r)) goto done;
+    r.batch = batch_size(n);
+    if (json)
+        rc = print_json(n, &r);
+    else
+        print_table(n, &r), rc = 0;
 done:
-    free(fwd);
-    free(bwd);
+    free(r.fwd);
+    free(r.bwd);
     cnn_net_free(n);
     return rc;
 }
