@@ -1,7 +1,9 @@
 /* cnnclassify — runs a deploy model on image files and prints the top-K
  * classes of each: decode (PNG/JPEG), resize to the input size, apply the
  * Input layer's transform_param, forward in batches, softmax if the net does
- * not end in one. Unreadable images are reported and skipped (exit 1). */
+ * not end in one. Unreadable images are reported and skipped (exit 1).
+ * Runs on CUDA device 0 when there is one (--gpu N, --cpu choose), saying
+ * where on stderr unless --json. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +17,9 @@
 
 #include "core/caffemodel.h"
 #include "core/cnn.h"
+#include "core/gpu.h"
 #include "core/preprocess.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static void usage(FILE *f)
 {
@@ -28,7 +32,8 @@ static void usage(FILE *f)
             "  --top K        classes printed per image (default 5)\n"
             "  --json         one JSON object per image and line\n"
             "  --bgr          feed channels as B,G,R (Caffe models trained with OpenCV)\n"
-            "  --batch N      images per forward pass (default: the model's input N)\n");
+            "  --batch N      images per forward pass (default: the model's input N)\n"
+            "%s", cnn_tool_dev_usage(false));
 }
 
 /* A growable list of strings. */
@@ -257,10 +262,18 @@ int main(int argc, char **argv)
     float *probs = NULL;
     int *order = NULL, *slot = NULL;
     int rc = 0;
+    cnn_tool_dev dev;
+    cnn_tool_dev_init(&dev, "cnnclassify", false);
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
+        int d = cnn_tool_dev_arg(&dev, argc, argv, &i);
+        if (d < 0) {
+            strlist_free(&args);
+            return 2;
+        }
+        if (d > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -320,12 +333,21 @@ int main(int argc, char **argv)
 
     cnn_net_opts o = cnn_net_default_opts();
     o.phase = CNN_TEST;
+    if (cnn_tool_dev_resolve(&dev, &o)) {
+        rc = 1;
+        goto done;
+    }
+    if (!json) {
+        char desc[512];
+        fprintf(stderr, "cnnclassify: device %s\n", cnn_tool_dev_describe(&dev, desc, sizeof desc));
+    }
     if (cnn_net_from_file(model, &o, &net) != CNN_OK ||
         cnn_weights_load_any(net, weights, false) != CNN_OK) {
         fprintf(stderr, "cnnclassify: %s\n", cnn_error_message());
         rc = 1;
         goto done;
     }
+    cnn_net_params_changed(net);
     if (cnn_net_num_inputs(net) < 1) {
         fprintf(stderr, "cnnclassify: %s: the model has no Input layer to feed images to\n",
                 model);
@@ -384,7 +406,9 @@ int main(int argc, char **argv)
             if (cnn_tensor_reshape(in, 4, shape) != CNN_OK) goto net_error;
             cur_batch = nb;
         }
-        if (cnn_net_reshape(net) != CNN_OK || cnn_net_forward(net, NULL) != CNN_OK)
+        cnn_host_wrote_data(in);
+        if (cnn_net_reshape(net) != CNN_OK || cnn_net_forward(net, NULL) != CNN_OK ||
+            cnn_host_data(out) != CNN_OK)
             goto net_error;
         if (out->ndim < 1 || out->shape[0] != nb || out->count % (size_t)nb) {
             char s[64];

@@ -1,7 +1,9 @@
 /* cnntest — scores trained weights on a model's TEST-phase data: runs N
  * batches forward, averages every output blob (loss, accuracy, …) and builds
  * a top-1 confusion matrix from the scores and labels the first Accuracy
- * layer reads. Like `caffe test`, plus the confusion matrix. */
+ * layer reads. Like `caffe test`, plus the confusion matrix. Runs on CUDA
+ * device 0 when there is one (--gpu N, --cpu choose); the outputs and the
+ * Accuracy layer's bottoms are fetched to the host after each batch. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +14,22 @@
 #include "core/caffemodel.h"
 #include "core/cnn.h"
 #include "core/config.h"
+#include "core/gpu.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 #define TEXT_MATRIX_MAX 32 /* larger matrices only go to --json */
 #define TEXT_VALUES_MAX 64 /* outputs with more values are summarised */
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cnntest MODEL --weights W [--iterations N] [--json]\n"
+    fprintf(f, "usage: cnntest MODEL --weights W [--iterations N] [--json] [--gpu N | --cpu]\n"
                "Runs the TEST phase of MODEL with weights W and prints the averaged outputs\n"
                "and a confusion matrix (from the first Accuracy layer's bottoms).\n"
                "  --weights W     .safetensors or Caffe .caffemodel weights\n"
                "  --iterations N  batches to run (default: the model's solver { test_iter },\n"
                "                  else 100)\n"
-               "  --json          one JSON object instead of text\n");
+               "  --json          one JSON object instead of text\n"
+               "%s", cnn_tool_dev_usage(true));
 }
 
 /* What the confusion matrix is built from. */
@@ -189,6 +194,20 @@ static int outputs_init(outputs *o, const cnn_net *net)
     return 0;
 }
 
+/* Makes the outputs and the confusion matrix's blobs (cm may be NULL)
+ * current on the host. */
+static cnn_status fetch(outputs *o, confusion *cm)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < o->n; i++) CNN_TRY(cnn_host_data(o->t[i]));
+    if (cm) {
+        CNN_TRY(cnn_host_data(cm->scores));
+        CNN_TRY(cnn_host_data(cm->labels));
+    }
+fail:
+    return st;
+}
+
 static int outputs_add(outputs *o)
 {
     for (int i = 0; i < o->n; i++) {
@@ -210,9 +229,10 @@ static void outputs_free(outputs *o)
     free(o->count);
 }
 
-static void print_text(const char *model, int iters, int batch, double loss, const outputs *o,
-                       const confusion *cm)
+static void print_text(const char *model, const char *device, int iters, int batch, double loss,
+                       const outputs *o, const confusion *cm)
 {
+    printf("cnntest: device %s\n", device);
     printf("cnntest: %s, %d iterations of batch %d\n", model, iters, batch);
     for (int i = 0; i < o->n; i++) {
         if (o->count[i] == 1) {
@@ -256,11 +276,12 @@ static void print_text(const char *model, int iters, int batch, double loss, con
     }
 }
 
-static int print_json(const char *model, int iters, int batch, double loss, const outputs *o,
-                      const confusion *cm)
+static int print_json(const char *model, const char *device, int iters, int batch, double loss,
+                      const outputs *o, const confusion *cm)
 {
     cJSON *j = cJSON_CreateObject(), *outs = NULL;
     if (!j || !cJSON_AddStringToObject(j, "model", model) ||
+        !cJSON_AddStringToObject(j, "device", device) ||
         !cJSON_AddNumberToObject(j, "iterations", iters) ||
         !cJSON_AddNumberToObject(j, "batch", batch) ||
         !cJSON_AddNumberToObject(j, "loss", loss / iters) ||
@@ -337,8 +358,13 @@ int main(int argc, char **argv)
     const char *model = NULL, *weights = NULL;
     int iters = 0;
     bool json = false;
+    cnn_tool_dev dev;
+    cnn_tool_dev_init(&dev, "cnntest", true);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int d = cnn_tool_dev_arg(&dev, argc, argv, &i);
+        if (d < 0) return 2;
+        if (d > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -377,6 +403,9 @@ int main(int argc, char **argv)
     confusion cm = {0};
     cnn_net_opts o = cnn_net_default_opts();
     o.phase = CNN_TEST;
+    char desc[512];
+    if (cnn_tool_dev_resolve(&dev, &o)) goto done;
+    cnn_tool_dev_describe(&dev, desc, sizeof desc);
     if (cnn_cfg_parse_file(model, &root) != CNN_OK ||
         (iters == 0 && default_iterations(root, 100, &iters) != CNN_OK) ||
         cnn_net_from_cfg(root, model, &o, &net) != CNN_OK ||
@@ -384,6 +413,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cnntest: %s\n", cnn_error_message());
         goto done;
     }
+    cnn_net_params_changed(net);
     if (outputs_init(&outs, net)) {
         fprintf(stderr, "cnntest: out of memory\n");
         goto done;
@@ -393,7 +423,7 @@ int main(int argc, char **argv)
     int batch = 0;
     for (int it = 0; it < iters; it++) {
         float loss = 0;
-        if (cnn_net_forward(net, &loss) != CNN_OK) {
+        if (cnn_net_forward(net, &loss) != CNN_OK || fetch(&outs, have_cm ? &cm : NULL) != CNN_OK) {
             fprintf(stderr, "cnntest: batch %d: %s\n", it, cnn_error_message());
             goto done;
         }
@@ -404,9 +434,9 @@ int main(int argc, char **argv)
     if (!batch && cnn_net_num_layers(net) > 0 && cnn_net_layer_num_tops(net, 0) > 0)
         batch = cnn_tensor_dim(cnn_net_layer_top(net, 0, 0), 0);
     if (json) {
-        if (print_json(model, iters, batch, loss_sum, &outs, &cm)) goto done;
+        if (print_json(model, desc, iters, batch, loss_sum, &outs, &cm)) goto done;
     } else {
-        print_text(model, iters, batch, loss_sum, &outs, &cm);
+        print_text(model, desc, iters, batch, loss_sum, &outs, &cm);
     }
     rc = 0;
 done:

@@ -321,30 +321,31 @@ oom:
 
 static void print_table(const cnn_net *n, const timing *r)
 {
-    bool gpu = r->gpu;
     char buf[32];
     printf("cnntime: device %s\n", r->device);
     printf("cnntime: %s, phase %s, batch %d, %d iterations after 1 warm-up\n\n", r->model,
            r->phase, r->batch, r->iters);
-    printf("%-24s %-22s %12s %12s%s\n", "layer", "type", "forward ms", "backward ms",
-           gpu ? "  where" : "");
+    printf("%-24s %-22s %12s %12s\n", "layer", "type", "forward ms", "backward ms");
     for (int i = 0; i < cnn_net_num_layers(n); i++) {
         printf("%-24s %-22s %12.4f ", cnn_net_layer_name(n, i), cnn_net_layer_type(n, i),
                r->fwd[i] / r->iters);
         if (cnn_net_layer(n, i)->need_backward)
-            printf("%12.4f", r->bwd[i] / r->iters);
+            printf("%12.4f\n", r->bwd[i] / r->iters);
         else
-            printf("%12s", "-");
-        if (gpu) printf("  %s", where(n, i, r->gpu, buf, sizeof buf));
-        printf("\n");
+            printf("%12s\n", "-");
     }
     printf("\naverage forward:          %10.4f ms\n", r->f);
     printf("average backward:         %10.4f ms\n", r->b);
     printf("average forward-backward: %10.4f ms (%.1f images/s)\n", r->it,
            r->it > 0 ? r->batch * 1e3 / r->it : 0.0);
-    if (gpu)
-        printf("(layers: CUDA events, each pass alone; forward-backward: cnn_net_forward and "
-               "cnn_net_backward as training runs them)\n");
+    if (!r->gpu) return;
+    printf("(layers: CUDA events, each pass alone; forward-backward: cnn_net_forward and "
+           "cnn_net_backward as training runs them)\non the host (no GPU path):");
+    int host = 0;
+    for (int i = 0; i < cnn_net_num_layers(n); i++)
+        if (!strcmp(where(n, i, true, buf, sizeof buf), "host"))
+            printf("%s %s", host++ ? "," : "", cnn_net_layer_name(n, i));
+    printf("%s\n", host ? "" : " none");
 }
 
 /* Times the net: layer by layer, then (GPU) whole training passes. */
