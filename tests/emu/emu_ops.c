@@ -1,9 +1,9 @@
 /* emu_ops.c — the ops of kernels/cuda_ops.h computed on the CPU: each one
  * checks its device pointers (tests/emu/emu.h), then runs the CPU kernel of
  * the same name from kernels/kernels.h, or the loop the CUDA kernel runs
- * where kernels.h has none. Convolution is im2col + GEMM per image and
- * group; the solver update calls solvers/update.c. Scalar results are
- * written to "device" memory, as on a GPU. */
+ * where kernels.h has none. Convolution repeats the CPU layer's
+ * arithmetic (layers/conv.c); the solver update calls solvers/update.c.
+ * Scalar results are written to "device" memory, as on a GPU. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -128,72 +128,23 @@ cnn_status cnn_cuda_asum(cnn_cuda_ctx *ctx, size_t n, const float *x, float *out
     return CNN_OK;
 }
 
-/* ---- convolution ------------------------------------------------------------ */
+/* ---- convolution --------------------------------------------------------------
+ * The arithmetic of the Convolution layer's CPU path (layers/conv.c), so
+ * that the emulated GPU path gives the CPU's results bit for bit: images
+ * unfolded side by side in chunks of the same size (CONV_COL_LIMIT is
+ * conv.c's COL_LIMIT), one GEMM per group and chunk, 1x1 kernels without
+ * im2col, the bias gradient summed in float per channel. */
+
+#define CONV_COL_LIMIT ((size_t)1 << 18)
 
 struct cnn_cuda_conv {
     cnn_cuda_conv_desc d;
     int oh, ow;
-    bool is_1x1;  /* 1x1, stride 1, no padding: the image is its own column matrix */
-    float *col;   /* (C*kh*kw, oh*ow) host scratch for one image */
+    bool is_1x1;  /* 1x1, stride 1, no padding */
+    int chunk;    /* images per GEMM */
+    float *col;   /* (C*kh*kw, chunk*oh*ow) host scratch */
+    float *tmp;   /* (O, chunk*oh*ow) */
 };
-
-cnn_status cnn_cuda_conv_create(cnn_cuda_ctx *ctx, const cnn_cuda_conv_desc *d,
-                                cnn_cuda_conv **out)
-{
-    TRACE(ctx);
-    *out = NULL;
-    if (d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || d->o <= 0 || d->kh <= 0 ||
-        d->kw <= 0 || d->sh <= 0 || d->sw <= 0 || d->dh <= 0 || d->dw <= 0 || d->ph < 0 ||
-        d->pw < 0 || d->group <= 0 || d->c % d->group || d->o % d->group)
-        return CNN_ERROR(CNN_ERR_ARG,
-                         "bad convolution: input %dx%dx%dx%d, %d outputs, kernel %dx%d, pad "
-                         "%dx%d, stride %dx%d, dilation %dx%d, group %d",
-                         d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw,
-                         d->dh, d->dw, d->group);
-    int oh = (d->h + 2 * d->ph - (d->dh * (d->kh - 1) + 1)) / d->sh + 1;
-    int ow = (d->w + 2 * d->pw - (d->dw * (d->kw - 1) + 1)) / d->sw + 1;
-    if (oh <= 0 || ow <= 0)
-        return CNN_ERROR(CNN_ERR_SHAPE, "convolution output %dx%d for input %dx%d", oh, ow,
-                         d->h, d->w);
-    cnn_cuda_conv *cv = calloc(1, sizeof *cv);
-    size_t col = (size_t)d->c * d->kh * d->kw * oh * ow;
-    if (cv) cv->col = malloc(col * sizeof(float));
-    if (!cv || !cv->col) {
-        cnn_cuda_conv_free(cv);
-        return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a convolution plan");
-    }
-    cv->d = *d;
-    cv->oh = oh;
-    cv->ow = ow;
-    cv->is_1x1 = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 &&
-                 d->pw == 0;
-    /* A plausible workspace: one image's columns, within the budget. */
-    size_t ws = col * sizeof(float);
-    if (ws > ctx->ws_limit) ws = ctx->ws_limit;
-    if (ws > ctx->ws_size) ctx->ws_size = ws;
-    *out = cv;
-    return CNN_OK;
-}
-
-void cnn_cuda_conv_free(cnn_cuda_conv *cv)
-{
-    if (!cv) return;
-    free(cv->col);
-    free(cv);
-}
-
-void cnn_cuda_conv_out_size(const cnn_cuda_conv *cv, int *oh, int *ow)
-{
-    *oh = cv->oh;
-    *ow = cv->ow;
-}
-
-const char *cnn_cuda_conv_describe(const cnn_cuda_conv *cv, char *buf, size_t n)
-{
-    snprintf(buf, n, "emulated: im2col + GEMM per image and group%s",
-             cv->is_1x1 ? " (1x1: no im2col)" : "");
-    return buf;
-}
 
 /* Sizes of a planned convolution, in floats. */
 typedef struct {
@@ -217,14 +168,79 @@ static conv_dims dims_of(const cnn_cuda_conv *cv)
     return m;
 }
 
-/* The column matrix (C*kh*kw, ohw) of image x: cv->col, or x itself for 1x1. */
-static float *columns(const cnn_cuda_conv *cv, const float *x)
+cnn_status cnn_cuda_conv_create(cnn_cuda_ctx *ctx, const cnn_cuda_conv_desc *d,
+                                cnn_cuda_conv **out)
+{
+    TRACE(ctx);
+    *out = NULL;
+    if (d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || d->o <= 0 || d->kh <= 0 ||
+        d->kw <= 0 || d->sh <= 0 || d->sw <= 0 || d->dh <= 0 || d->dw <= 0 || d->ph < 0 ||
+        d->pw < 0 || d->group <= 0 || d->c % d->group || d->o % d->group)
+        return CNN_ERROR(CNN_ERR_ARG,
+                         "bad convolution: input %dx%dx%dx%d, %d outputs, kernel %dx%d, pad "
+                         "%dx%d, stride %dx%d, dilation %dx%d, group %d",
+                         d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw,
+                         d->dh, d->dw, d->group);
+    int oh = (d->h + 2 * d->ph - (d->dh * (d->kh - 1) + 1)) / d->sh + 1;
+    int ow = (d->w + 2 * d->pw - (d->dw * (d->kw - 1) + 1)) / d->sw + 1;
+    if (oh <= 0 || ow <= 0)
+        return CNN_ERROR(CNN_ERR_SHAPE, "convolution output %dx%d for input %dx%d", oh, ow,
+                         d->h, d->w);
+    cnn_cuda_conv *cv = calloc(1, sizeof *cv);
+    if (!cv) return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a convolution plan");
+    cv->d = *d;
+    cv->oh = oh;
+    cv->ow = ow;
+    cv->is_1x1 = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 &&
+                 d->pw == 0;
+    size_t ohw = (size_t)oh * ow, k = (size_t)d->c * d->kh * d->kw;
+    size_t rows = k > (size_t)d->o ? k : (size_t)d->o;
+    size_t chunk = CONV_COL_LIMIT / (rows * ohw);
+    if (chunk < 1) chunk = 1;
+    if (chunk > (size_t)d->n) chunk = (size_t)d->n;
+    cv->chunk = (int)chunk;
+    cv->col = malloc(k * chunk * ohw * sizeof(float));
+    cv->tmp = malloc((size_t)d->o * chunk * ohw * sizeof(float));
+    if (!cv->col || !cv->tmp) {
+        cnn_cuda_conv_free(cv);
+        return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a convolution plan");
+    }
+    /* A plausible workspace: the column buffer, within the budget. */
+    size_t ws = k * chunk * ohw * sizeof(float);
+    if (ws > ctx->ws_limit) ws = ctx->ws_limit;
+    if (ws > ctx->ws_size) ctx->ws_size = ws;
+    *out = cv;
+    return CNN_OK;
+}
+
+void cnn_cuda_conv_free(cnn_cuda_conv *cv)
+{
+    if (!cv) return;
+    free(cv->col);
+    free(cv->tmp);
+    free(cv);
+}
+
+void cnn_cuda_conv_out_size(const cnn_cuda_conv *cv, int *oh, int *ow)
+{
+    *oh = cv->oh;
+    *ow = cv->ow;
+}
+
+const char *cnn_cuda_conv_describe(const cnn_cuda_conv *cv, char *buf, size_t n)
+{
+    snprintf(buf, n, "emulated: im2col + GEMM, %d image%s per GEMM%s", cv->chunk,
+             cv->chunk == 1 ? "" : "s", cv->is_1x1 ? " (1x1: no im2col)" : "");
+    return buf;
+}
+
+/* Unfolds images [n0, n0 + nb) of x into cv->col. */
+static void unfold(const cnn_cuda_conv *cv, const float *x, int n0, int nb)
 {
     const cnn_cuda_conv_desc *d = &cv->d;
-    if (cv->is_1x1) return (float *)x;
-    cnn_k_im2col(x, d->c, d->h, d->w, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw, d->dh, d->dw,
-                 cv->col);
-    return cv->col;
+    size_t chw = (size_t)d->c * d->h * d->w;
+    cnn_k_im2col_batch(x + n0 * chw, nb, d->c, d->h, d->w, d->kh, d->kw, d->ph, d->pw, d->sh,
+                       d->sw, d->dh, d->dw, cv->col);
 }
 
 cnn_status cnn_cuda_conv_forward(cnn_cuda_ctx *ctx, const cnn_cuda_conv *cv, const float *x,
@@ -232,22 +248,57 @@ cnn_status cnn_cuda_conv_forward(cnn_cuda_ctx *ctx, const cnn_cuda_conv *cv, con
 {
     TRACE(ctx);
     conv_dims m = dims_of(cv);
-    int n = cv->d.n;
+    int n = cv->d.n, o = cv->d.o;
     DEV_F(x, n * m.chw);
     DEV_F(w, m.nw);
-    OPT_F(bias, cv->d.o);
+    OPT_F(bias, o);
     DEV_F(y, n * m.ochw);
-    for (int i = 0; i < n; i++) {
-        const float *col = columns(cv, x + i * m.chw);
-        float *yi = y + i * m.ochw;
-        for (int j = 0; j < m.g; j++)
-            cnn_k_gemm(false, false, m.og, (int)m.ohw, m.kg, 1.f, w + (size_t)j * m.og * m.kg,
-                       col + (size_t)j * m.kg * m.ohw, 0.f, yi + (size_t)j * m.og * m.ohw);
+    if (cv->is_1x1) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m.g; j++)
+                cnn_k_gemm(false, false, m.og, (int)m.hw, m.cg, 1.f, w + (size_t)j * m.og * m.cg,
+                           x + i * m.chw + (size_t)j * m.cg * m.hw, 0.f,
+                           y + i * m.ochw + (size_t)j * m.og * m.ohw);
         if (bias)
-            for (int o = 0; o < cv->d.o; o++)
-                for (size_t k = 0; k < m.ohw; k++) yi[(size_t)o * m.ohw + k] += bias[o];
+            for (size_t p = 0; p < (size_t)n * o; p++)
+                for (size_t k = 0; k < m.ohw; k++) y[p * m.ohw + k] += bias[p % o];
+        return CNN_OK;
+    }
+    for (int n0 = 0; n0 < n; n0 += cv->chunk) {
+        int nb = n - n0 < cv->chunk ? n - n0 : cv->chunk;
+        size_t ld = (size_t)nb * m.ohw;
+        float *out = nb == 1 ? y + n0 * m.ochw : cv->tmp;
+        unfold(cv, x, n0, nb);
+        for (int j = 0; j < m.g; j++)
+            cnn_k_gemm(false, false, m.og, (int)ld, m.kg, 1.f, w + (size_t)j * m.og * m.kg,
+                       cv->col + (size_t)j * m.kg * ld, 0.f, out + (size_t)j * m.og * ld);
+        for (size_t p = 0; p < (size_t)nb * o; p++) {
+            size_t i = p / o, c = p % o;
+            float v = bias ? bias[c] : 0.f, *yp = y + n0 * m.ochw + p * m.ohw;
+            if (nb > 1) {
+                const float *tp = cv->tmp + c * ld + i * m.ohw;
+                for (size_t k = 0; k < m.ohw; k++) yp[k] = tp[k] + v;
+            } else if (bias) {
+                for (size_t k = 0; k < m.ohw; k++) yp[k] += v;
+            }
+        }
     }
     return CNN_OK;
+}
+
+/* dy of images [n0, n0 + nb) in the batched layout (O, nb*ohw): cv->tmp,
+ * or dy itself for one image. */
+static const float *gathered(const cnn_cuda_conv *cv, const float *dy, int n0, int nb)
+{
+    conv_dims m = dims_of(cv);
+    const float *gy = dy + n0 * m.ochw;
+    if (nb == 1) return gy;
+    size_t ld = (size_t)nb * m.ohw;
+    for (size_t p = 0; p < (size_t)nb * cv->d.o; p++) {
+        size_t i = p / cv->d.o, c = p % cv->d.o;
+        memcpy(cv->tmp + c * ld + i * m.ohw, gy + p * m.ohw, m.ohw * sizeof(float));
+    }
+    return cv->tmp;
 }
 
 cnn_status cnn_cuda_conv_backward_data(cnn_cuda_ctx *ctx, const cnn_cuda_conv *cv,
@@ -259,16 +310,23 @@ cnn_status cnn_cuda_conv_backward_data(cnn_cuda_ctx *ctx, const cnn_cuda_conv *c
     DEV_F(w, m.nw);
     DEV_F(dy, d->n * m.ochw);
     DEV_F(dx, d->n * m.chw);
-    for (int i = 0; i < d->n; i++) {
-        float *dxi = dx + i * m.chw, *col = cv->is_1x1 ? dxi : cv->col;
+    if (cv->is_1x1) {
+        for (int i = 0; i < d->n; i++)
+            for (int j = 0; j < m.g; j++)
+                cnn_k_gemm(true, false, m.cg, (int)m.hw, m.og, 1.f, w + (size_t)j * m.og * m.cg,
+                           dy + i * m.ochw + (size_t)j * m.og * m.ohw, 0.f,
+                           dx + i * m.chw + (size_t)j * m.cg * m.hw);
+        return CNN_OK;
+    }
+    for (int n0 = 0; n0 < d->n; n0 += cv->chunk) {
+        int nb = d->n - n0 < cv->chunk ? d->n - n0 : cv->chunk;
+        size_t ld = (size_t)nb * m.ohw;
+        const float *gy = gathered(cv, dy, n0, nb);
         for (int j = 0; j < m.g; j++)
-            cnn_k_gemm(true, false, m.kg, (int)m.ohw, m.og, 1.f, w + (size_t)j * m.og * m.kg,
-                       dy + i * m.ochw + (size_t)j * m.og * m.ohw, 0.f,
-                       col + (size_t)j * m.kg * m.ohw);
-        if (cv->is_1x1) continue;
-        memset(dxi, 0, m.chw * sizeof(float));
-        cnn_k_col2im(col, d->c, d->h, d->w, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw, d->dh,
-                     d->dw, dxi);
+            cnn_k_gemm(true, false, m.kg, (int)ld, m.og, 1.f, w + (size_t)j * m.og * m.kg,
+                       gy + (size_t)j * m.og * ld, 0.f, cv->col + (size_t)j * m.kg * ld);
+        cnn_k_col2im_batch(cv->col, nb, d->c, d->h, d->w, d->kh, d->kw, d->ph, d->pw, d->sh,
+                           d->sw, d->dh, d->dw, dx + n0 * m.chw);
     }
     return CNN_OK;
 }
@@ -284,12 +342,23 @@ cnn_status cnn_cuda_conv_backward_filter(cnn_cuda_ctx *ctx, const cnn_cuda_conv 
     DEV_F(dy, n * m.ochw);
     DEV_F(dw, m.nw);
     if (!accumulate) memset(dw, 0, m.nw * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        const float *col = columns(cv, x + i * m.chw);
+    if (cv->is_1x1) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m.g; j++)
+                cnn_k_gemm(false, true, m.og, m.cg, (int)m.hw, 1.f,
+                           dy + i * m.ochw + (size_t)j * m.og * m.ohw,
+                           x + i * m.chw + (size_t)j * m.cg * m.hw, 1.f,
+                           dw + (size_t)j * m.og * m.cg);
+        return CNN_OK;
+    }
+    for (int n0 = 0; n0 < n; n0 += cv->chunk) {
+        int nb = n - n0 < cv->chunk ? n - n0 : cv->chunk;
+        size_t ld = (size_t)nb * m.ohw;
+        const float *gy = gathered(cv, dy, n0, nb);
+        unfold(cv, x, n0, nb);
         for (int j = 0; j < m.g; j++)
-            cnn_k_gemm(false, true, m.og, m.kg, (int)m.ohw, 1.f,
-                       dy + i * m.ochw + (size_t)j * m.og * m.ohw,
-                       col + (size_t)j * m.kg * m.ohw, 1.f, dw + (size_t)j * m.og * m.kg);
+            cnn_k_gemm(false, true, m.og, m.kg, (int)ld, 1.f, gy + (size_t)j * m.og * ld,
+                       cv->col + (size_t)j * m.kg * ld, 1.f, dw + (size_t)j * m.og * m.kg);
     }
     return CNN_OK;
 }
@@ -301,8 +370,14 @@ cnn_status cnn_cuda_conv_backward_bias(cnn_cuda_ctx *ctx, const cnn_cuda_conv *c
     conv_dims m = dims_of(cv);
     DEV_F(dy, cv->d.n * m.ochw);
     DEV_F(db, cv->d.o);
-    if (!accumulate) memset(db, 0, (size_t)cv->d.o * sizeof(float));
-    cnn_k_bcast_bias_grad(cv->d.n, cv->d.o, m.ohw, dy, db);
+    for (int o = 0; o < cv->d.o; o++) {
+        float s = 0.f;
+        for (int i = 0; i < cv->d.n; i++) {
+            const float *gp = dy + i * m.ochw + (size_t)o * m.ohw;
+            for (size_t k = 0; k < m.ohw; k++) s += gp[k];
+        }
+        db[o] = (accumulate ? db[o] : 0.f) + s;
+    }
     return CNN_OK;
 }
 

@@ -1,0 +1,793 @@
+/* check_gpu_net.c — whole nets on the GPU against the CPU: LeNet and
+ * cifar10-quick trained 20 iterations (losses and final weights), a net
+ * with every layer type that has a GPU path (forward outputs and all
+ * gradients), dropout masks, every solver type with L1 and L2 decay, two
+ * logical devices on one GPU (and on two GPUs when there are two), the CPU
+ * fallback for a layer without a GPU path, snapshots and
+ * cnn_net_sync_host after GPU steps, and a GPU that does not exist.
+ *
+ * Built twice: against lib/libcnn.a (skips without a CUDA device) and
+ * against lib/libcnn_emu.a (tests/emu/: the GPU path on the CPU emulator,
+ * run by `make test`). Tolerances depend on which: the emulator computes
+ * with the CPU kernels, so only summation order differs; a real GPU
+ * differs in every reduction. Run with CK_FORK=no (CUDA does not survive
+ * fork). */
+#include <float.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../testutil.h"
+#include "core/device.h"
+#include "core/gpu.h"
+#include "solvers/solver.h"
+
+static bool emulated;
+
+/* Relative tolerances: one forward/backward pass, and after 20 iterations. */
+static double tol_pass(void) { return emulated ? 1e-5 : 1e-3; }
+static double tol_train(void) { return emulated ? 1e-5 : 2e-3; }
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* max |a - b| / max |a| (at least 1e-6); infinity when either has a NaN. */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double diff = 0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]) || isnan(b[i])) return INFINITY;
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)a[i]));
+    }
+    return diff / scale;
+}
+
+/* Checks tensor b (GPU) against a (CPU), printing the error. */
+static double expect_close(const char *what, const cnn_tensor *a, const float *ad,
+                           const cnn_tensor *b, const float *bd, double tol)
+{
+    ck_assert_msg(a->count == b->count, "%s: %zu vs %zu values", what, a->count, b->count);
+    double e = rel_err(ad, bd, a->count);
+    printf("    %-32s rel err %.3g\n", what, e);
+    ck_assert_msg(e <= tol, "%s: GPU differs from CPU: relative error %.3g > %.3g", what, e,
+                  tol);
+    return e;
+}
+
+/* Net options: CPU (ngpu 0) or logical devices on GPUs ids[0..ngpu). */
+static cnn_net_opts opts_for(int ngpu, const int *ids, int devices, uint64_t seed)
+{
+    cnn_net_opts o = cnn_net_default_opts();
+    o.seed = seed;
+    o.devices = devices;
+    o.gpus = ngpu;
+    o.deterministic = true;
+    for (int i = 0; i < ngpu; i++) o.gpu[i] = ids[i];
+    o.deterministic = true;
+    return o;
+}
+
+static cnn_net *build(const char *text, int ngpu, const int *ids, int devices, uint64_t seed)
+{
+    cnn_net_opts o = opts_for(ngpu, ids, devices, seed);
+    cnn_net *n = NULL;
+    cnn_status st = cnn_net_from_string(text, &o, &n);
+    ck_assert_msg(st == CNN_OK, "building the %s net failed: %s", ngpu ? "GPU" : "CPU",
+                  cnn_error_message());
+    ck_assert(cnn_net_on_gpu(n) == (ngpu > 0));
+    return n;
+}
+
+static const int GPU0[1] = {0};
+
+/* Fills input blob t for batch number `batch`: labels (blobs named
+ * "label*") get classes in [0, classes), targets ("target*") values in
+ * [0, 1), anything else uniform(-1, 1). Tells a GPU net the host wrote. */
+static void fill_input(cnn_tensor *t, uint64_t batch, int classes)
+{
+    cnn_rng r;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = t->name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    cnn_rng_seed(&r, h ^ (batch * 0x9e3779b97f4a7c15ull));
+    bool label = !strncmp(t->name, "label", 5), target = !strncmp(t->name, "target", 6);
+    for (size_t i = 0; i < t->count; i++) {
+        if (label)
+            t->data[i] = (float)cnn_rng_below(&r, (uint32_t)classes);
+        else if (target)
+            t->data[i] = (float)cnn_rng_uniform(&r);
+        else
+            t->data[i] = (float)(2 * cnn_rng_uniform(&r) - 1);
+    }
+    cnn_host_wrote_data(t);
+}
+
+static void fill_inputs(cnn_net *n, uint64_t batch, int classes)
+{
+    for (int i = 0; i < cnn_net_num_inputs(n); i++)
+        fill_input(cnn_net_input(n, i), batch, classes);
+}
+
+static cnn_status feed10(cnn_net *n, uint64_t batch, void *user)
+{
+    fill_inputs(n, batch, 10);
+    return CNN_OK;
+}
+
+/* Makes a GPU net's host copies current (no-op on the CPU). */
+static void sync_host(cnn_net *n)
+{
+    ck_assert_msg(cnn_net_sync_host(n) == CNN_OK, "cnn_net_sync_host: %s", cnn_error_message());
+}
+
+/* Compares every parameter's data (and grad when `grads`) of two nets built
+ * from the same text, by owning layer and index. Returns the largest error. */
+static double compare_params(cnn_net *cpu, cnn_net *gpu, bool grads, double tol)
+{
+    sync_host(cpu);
+    sync_host(gpu);
+    double worst = 0;
+    ck_assert_int_eq(cnn_net_num_params(cpu), cnn_net_num_params(gpu));
+    for (int i = 0; i < cnn_net_num_params(cpu); i++) {
+        const cnn_param_info *pc = cnn_net_param_info(cpu, i);
+        cnn_tensor *tg = cnn_net_param(gpu, pc->layer, pc->index);
+        ck_assert_msg(tg != NULL, "GPU net lacks %s.%d", pc->layer, pc->index);
+        char what[96];
+        snprintf(what, sizeof what, "%s.%d", pc->layer, pc->index);
+        worst = fmax(worst, expect_close(what, pc->tensor, pc->tensor->data, tg, tg->data, tol));
+        if (grads) {
+            snprintf(what, sizeof what, "%s.%d grad", pc->layer, pc->index);
+            worst = fmax(worst,
+                         expect_close(what, pc->tensor, pc->tensor->grad, tg, tg->grad, tol));
+        }
+    }
+    return worst;
+}
+
+/* Compares every top blob (data and grad) of two nets with the same layers. */
+static double compare_blobs(cnn_net *cpu, cnn_net *gpu, double tol)
+{
+    sync_host(cpu);
+    sync_host(gpu);
+    double worst = 0;
+    ck_assert_int_eq(cnn_net_num_layers(cpu), cnn_net_num_layers(gpu));
+    for (int i = 0; i < cnn_net_num_layers(cpu); i++) {
+        ck_assert_str_eq(cnn_net_layer_name(cpu, i), cnn_net_layer_name(gpu, i));
+        for (int t = 0; t < cnn_net_layer_num_tops(cpu, i); t++) {
+            cnn_tensor *a = cnn_net_layer_top(cpu, i, t), *b = cnn_net_layer_top(gpu, i, t);
+            char what[96];
+            snprintf(what, sizeof what, "%s (%s)", a->name, cnn_net_layer_type(cpu, i));
+            worst = fmax(worst, expect_close(what, a, a->data, b, b->data, tol));
+            snprintf(what, sizeof what, "%s grad", a->name);
+            worst = fmax(worst, expect_close(what, a, a->grad, b, b->grad, tol));
+        }
+    }
+    return worst;
+}
+
+static void step_pass(cnn_net *n, float *loss)
+{
+    ck_assert_msg(cnn_net_forward(n, loss) == CNN_OK, "forward: %s", cnn_error_message());
+    cnn_net_zero_param_grads(n);
+    ck_assert_msg(cnn_net_backward(n) == CNN_OK, "backward: %s", cnn_error_message());
+}
+
+/* ---- models with their data layers replaced by Input layers --------------- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s (run from the repository root)", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+/* End of the { } block whose '{' is at p (skips strings and # comments). */
+static const char *block_end(const char *p)
+{
+    int depth = 0;
+    for (; *p; p++) {
+        if (*p == '#')
+            while (*p && *p != '\n') p++;
+        else if (*p == '"')
+            for (p++; *p && *p != '"'; p++) p += *p == '\\';
+        if (*p == '{') depth++;
+        if (*p == '}' && --depth == 0) return p + 1;
+    }
+    ck_abort_msg("unbalanced braces in a model file");
+    return p;
+}
+
+/* The model at `path` without its Data layers and its solver block, with
+ * `head` before and `tail` after. */
+static char *model_text(const char *path, const char *head, const char *tail)
+{
+    char *src = read_text(path);
+    size_t cap = strlen(src) + strlen(head) + strlen(tail) + 1, len = strlen(head);
+    char *out = malloc(cap);
+    strcpy(out, head);
+    for (const char *p = src; *p;) {
+        const char *kw = NULL;
+        if (*p == '#') {
+            const char *e = strchr(p, '\n');
+            e = e ? e + 1 : p + strlen(p);
+            memcpy(out + len, p, (size_t)(e - p));
+            len += (size_t)(e - p);
+            p = e;
+            continue;
+        }
+        if (!strncmp(p, "layer", 5) || !strncmp(p, "solver", 6)) kw = p;
+        if (kw && (kw == src || kw[-1] == '\n')) {
+            const char *brace = strchr(kw, '{'), *end = block_end(brace);
+            char *body = strndup(kw, (size_t)(end - kw));
+            bool drop = kw[0] == 's' || strstr(body, "type: \"Data\"") != NULL;
+            free(body);
+            if (drop) {
+                p = end;
+                continue;
+            }
+            memcpy(out + len, kw, (size_t)(end - kw));
+            len += (size_t)(end - kw);
+            p = end;
+            continue;
+        }
+        out[len++] = *p++;
+    }
+    strcpy(out + len, tail);
+    free(src);
+    return out;
+}
+
+/* ---- solvers ----------------------------------------------------------------- */
+
+static cnn_solver *make_solver(const char *text, int ngpu, const int *ids, int devices)
+{
+    cnn_solver_opts o = {0};
+    o.devices = devices;
+    o.gpus = ngpu;
+    o.deterministic = true;
+    for (int i = 0; i < ngpu; i++) o.gpu[i] = ids[i];
+    cnn_solver *s = NULL;
+    cnn_status st = cnn_solver_from_string(text, "gpu_net_test", &o, &s);
+    ck_assert_msg(st == CNN_OK, "solver build failed: %s", cnn_error_message());
+    ck_assert(cnn_net_on_gpu(cnn_solver_net(s)) == (ngpu > 0));
+    cnn_solver_set_feed(s, feed10, NULL);
+    return s;
+}
+
+/* Trains `iters` iterations on the CPU and on GPU 0 from the same seed;
+ * returns the largest relative loss difference, checks the final weights. */
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void train_both(const char *what, const char *text, int iters, double tol)
+{
+    cnn_solver *cpu = make_solver(text, 0, NULL, 0), *gpu = make_solver(text, 1, GPU0, 0);
+    double worst = 0, t_cpu = 0, t_gpu = 0;
+    for (int i = 0; i < iters; i++) {
+        float lc = NAN, lg = NAN;
+        double t0 = now();
+        ck_assert_msg(cnn_solver_step(cpu, &lc) == CNN_OK, "CPU step %d: %s", i,
+                      cnn_error_message());
+        double t1 = now();
+        ck_assert_msg(cnn_solver_step(gpu, &lg) == CNN_OK, "GPU step %d: %s", i,
+                      cnn_error_message());
+        t_cpu += t1 - t0;
+        t_gpu += now() - t1;
+        double e = isfinite(lg) ? fabs((double)lc - lg) / fmax(fabs((double)lc), 1e-6) : INFINITY;
+        printf("  %s iter %2d: loss CPU %.7f GPU %.7f rel %.3g\n", what, i, lc, lg, e);
+        worst = fmax(worst, e);
+    }
+    printf("  %s: largest relative loss difference over %d iterations %.3g (tolerance %.3g); "
+           "%.2f s on the CPU, %.2f s on the GPU\n",
+           what, iters, worst, tol, t_cpu, t_gpu);
+    ck_assert_msg(worst <= tol, "%s: losses differ by %.3g (> %.3g)", what, worst, tol);
+    double w = compare_params(cnn_solver_net(cpu), cnn_solver_net(gpu), false, tol);
+    printf("  %s: largest relative weight difference %.3g\n", what, w);
+    cnn_solver_free(cpu);
+    cnn_solver_free(gpu);
+}
+
+/* ---- (a) whole nets ------------------------------------------------------------ */
+
+START_TEST(test_lenet_20_iterations)
+{
+    char *text = model_text(
+        "models/lenet.cfg",
+        "layer { name: \"data\" type: \"Input\" top: \"data\" "
+        "input_param { shape { dim: 64 dim: 1 dim: 28 dim: 28 } } }\n"
+        "layer { name: \"label\" type: \"Input\" top: \"label\" "
+        "input_param { shape { dim: 64 } } }\n",
+        "solver { base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: \"inv\" "
+        "gamma: 0.0001 power: 0.75 max_iter: 20 random_seed: 1 }\n");
+    train_both("LeNet", text, 20, tol_train());
+    free(text);
+}
+END_TEST
+
+START_TEST(test_cifar10_quick_20_iterations)
+{
+    char *text = model_text(
+        "models/cifar10_quick.cfg",
+        "layer { name: \"data\" type: \"Input\" top: \"data\" "
+        "input_param { shape { dim: 100 dim: 3 dim: 32 dim: 32 } } }\n"
+        "layer { name: \"label\" type: \"Input\" top: \"label\" "
+        "input_param { shape { dim: 100 } } }\n",
+        "solver { base_lr: 0.001 momentum: 0.9 weight_decay: 0.004 lr_policy: \"fixed\" "
+        "max_iter: 20 random_seed: 1 }\n");
+    train_both("cifar10-quick", text, 20, tol_train());
+    free(text);
+}
+END_TEST
+
+/* ---- (b) every layer type with a GPU path ------------------------------------------ */
+
+#define INPUT(name, dims)                                                                   \
+    "layer { name: \"" name "\" type: \"Input\" top: \"" name "\" input_param { shape { " dims \
+    " } } }\n"
+#define FILL_G "weight_filler { type: \"gaussian\" std: 0.2 } "
+#define FILL_B "bias_filler { type: \"uniform\" min: -0.2 max: 0.2 } "
+
+/* conv2 feeds BatchNorm, which removes every channel's mean: a bias there
+ * would have a gradient of rounding noise, so it has none. */
+static const char *const ALL_LAYERS =
+    "force_backward: true\n" INPUT("data", "dim: 4 dim: 4 dim: 10 dim: 10")
+    INPUT("label", "dim: 4") INPUT("target", "dim: 4 dim: 6")
+    INPUT("target_sm", "dim: 4 dim: 2 dim: 5")
+    "layer { name: \"conv1\" type: \"Convolution\" bottom: \"data\" top: \"conv1\" "
+    "  convolution_param { num_output: 8 kernel_size: 3 pad: 1 " FILL_G FILL_B "} }\n"
+    "layer { name: \"conv2\" type: \"Convolution\" bottom: \"conv1\" top: \"conv2\" "
+    "  convolution_param { num_output: 6 kernel_size: 3 pad: 2 dilation: 2 group: 2 "
+    "  stride: 1 bias_term: false " FILL_G "} }\n"
+    "layer { name: \"conv3\" type: \"Convolution\" bottom: \"conv1\" top: \"conv3\" "
+    "  convolution_param { num_output: 6 kernel_h: 3 kernel_w: 2 stride: 2 pad_h: 1 "
+    "  pad_w: 0 " FILL_G FILL_B "} }\n"
+    "layer { name: \"bn\" type: \"BatchNorm\" bottom: \"conv2\" top: \"bn\" }\n"
+    "layer { name: \"scale\" type: \"Scale\" bottom: \"bn\" top: \"bn\" "
+    "  scale_param { bias_term: true filler { type: \"uniform\" min: 0.5 max: 1.5 } "
+    "  bias_filler { type: \"uniform\" min: -0.2 max: 0.2 } } }\n"
+    "layer { name: \"relu\" type: \"ReLU\" bottom: \"bn\" top: \"bn\" }\n"
+    "layer { name: \"pmax\" type: \"Pooling\" bottom: \"bn\" top: \"pmax\" "
+    "  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }\n"
+    "layer { name: \"lrn_a\" type: \"LRN\" bottom: \"pmax\" top: \"lrn_a\" "
+    "  lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 } }\n"
+    "layer { name: \"pave\" type: \"Pooling\" bottom: \"conv3\" top: \"pave\" "
+    "  pooling_param { pool: AVE kernel_size: 3 stride: 1 pad: 1 } }\n"
+    "layer { name: \"lrn_w\" type: \"LRN\" bottom: \"pave\" top: \"lrn_w\" "
+    "  lrn_param { local_size: 3 alpha: 0.5 beta: 0.6 norm_region: WITHIN_CHANNEL } }\n"
+    "layer { name: \"prelu\" type: \"PReLU\" bottom: \"lrn_w\" top: \"prelu\" "
+    "  prelu_param { filler { type: \"uniform\" min: 0.1 max: 0.3 } } }\n"
+    "layer { name: \"sum\" type: \"Eltwise\" bottom: \"lrn_a\" bottom: \"prelu\" top: \"sum\" "
+    "  eltwise_param { operation: SUM coeff: 0.5 coeff: -1.5 } }\n"
+    "layer { name: \"max\" type: \"Eltwise\" bottom: \"lrn_a\" bottom: \"prelu\" top: \"max\" "
+    "  eltwise_param { operation: MAX } }\n"
+    "layer { name: \"prod\" type: \"Eltwise\" bottom: \"lrn_a\" bottom: \"prelu\" "
+    "  top: \"prod\" eltwise_param { operation: PROD } }\n"
+    "layer { name: \"cat\" type: \"Concat\" bottom: \"sum\" bottom: \"max\" bottom: \"prod\" "
+    "  top: \"cat\" }\n"
+    "layer { name: \"tanh\" type: \"TanH\" bottom: \"cat\" top: \"tanh\" }\n"
+    "layer { name: \"flat\" type: \"Flatten\" bottom: \"tanh\" top: \"flat\" }\n"
+    "layer { name: \"ip1\" type: \"InnerProduct\" bottom: \"flat\" top: \"ip1\" "
+    "  inner_product_param { num_output: 16 " FILL_G FILL_B "} }\n"
+    "layer { name: \"elu\" type: \"ELU\" bottom: \"ip1\" top: \"ip1\" elu_param { alpha: 0.7 } }\n"
+    "layer { name: \"drop\" type: \"Dropout\" bottom: \"ip1\" top: \"drop\" "
+    "  dropout_param { dropout_ratio: 0.3 } }\n"
+    "layer { name: \"ip2\" type: \"InnerProduct\" bottom: \"drop\" top: \"ip2\" "
+    "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
+    "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip2\" bottom: \"label\" "
+    "  top: \"loss\" }\n"
+    "layer { name: \"acc\" type: \"Accuracy\" bottom: \"ip2\" bottom: \"label\" top: \"acc\" "
+    "  accuracy_param { top_k: 3 } }\n"
+    "layer { name: \"prob\" type: \"Softmax\" bottom: \"ip2\" top: \"prob\" }\n"
+    "layer { name: \"reshape\" type: \"Reshape\" bottom: \"prob\" top: \"prob_r\" "
+    "  reshape_param { shape { dim: 0 dim: 2 dim: -1 } } }\n"
+    "layer { name: \"euclid_sm\" type: \"EuclideanLoss\" bottom: \"prob_r\" "
+    "  bottom: \"target_sm\" top: \"euclid_sm\" loss_weight: 3 }\n"
+    "layer { name: \"ip3\" type: \"InnerProduct\" bottom: \"drop\" top: \"ip3\" "
+    "  inner_product_param { num_output: 6 " FILL_G FILL_B "} }\n"
+    "layer { name: \"sig\" type: \"Sigmoid\" bottom: \"ip3\" top: \"sig\" }\n"
+    "layer { name: \"euclid\" type: \"EuclideanLoss\" bottom: \"sig\" bottom: \"target\" "
+    "  top: \"euclid\" loss_weight: 2 }\n"
+    "layer { name: \"xent\" type: \"SigmoidCrossEntropyLoss\" bottom: \"ip3\" "
+    "  bottom: \"target\" top: \"xent\" loss_weight: 0.5 }\n";
+
+START_TEST(test_every_gpu_layer_forward_backward)
+{
+    cnn_net *cpu = build(ALL_LAYERS, 0, NULL, 0, 7), *gpu = build(ALL_LAYERS, 1, GPU0, 0, 7);
+    /* Two passes: the second runs on state the first left (BatchNorm's
+     * moving sums, dropout's next mask, device buffers reused). */
+    for (int pass = 0; pass < 2; pass++) {
+        fill_inputs(cpu, (uint64_t)pass, 10);
+        fill_inputs(gpu, (uint64_t)pass, 10);
+        float lc = NAN, lg = NAN;
+        step_pass(cpu, &lc);
+        step_pass(gpu, &lg);
+        printf("  pass %d: loss CPU %.7f GPU %.7f\n", pass, lc, lg);
+        ck_assert_msg(fabs((double)lc - lg) <= tol_pass() * fmax(1, fabs((double)lc)),
+                      "loss CPU %.8g vs GPU %.8g", lc, lg);
+        double b = compare_blobs(cpu, gpu, tol_pass());
+        double p = compare_params(cpu, gpu, true, tol_pass());
+        printf("  pass %d: largest relative error: blobs %.3g, parameters %.3g\n", pass, b, p);
+    }
+    cnn_net_free(cpu);
+    cnn_net_free(gpu);
+}
+END_TEST
+
+/* TEST phase on the GPU: BatchNorm's global statistics, Dropout's identity,
+ * Accuracy, after the moving sums were computed in TRAIN on each side. */
+START_TEST(test_every_gpu_layer_test_phase)
+{
+    cnn_net_opts oc = opts_for(0, NULL, 0, 7), og = opts_for(1, GPU0, 0, 7);
+    oc.phase = og.phase = CNN_TEST;
+    cnn_net *cpu = NULL, *gpu = NULL;
+    ck_assert_msg(cnn_net_from_string(ALL_LAYERS, &oc, &cpu) == CNN_OK, "%s",
+                  cnn_error_message());
+    ck_assert_msg(cnn_net_from_string(ALL_LAYERS, &og, &gpu) == CNN_OK, "%s",
+                  cnn_error_message());
+    /* Moving sums as if trained: weight 1, sums uniform. */
+    cnn_tensor *pc[3], *pg[3];
+    for (int i = 0; i < 3; i++) {
+        pc[i] = cnn_net_param(cpu, "bn", i);
+        pg[i] = cnn_net_param(gpu, "bn", i);
+        cnn_test_fill_uniform(pc[i], 0.5f, 1.5f, 40 + (uint64_t)i);
+        cnn_test_fill_uniform(pg[i], 0.5f, 1.5f, 40 + (uint64_t)i);
+    }
+    cnn_net_params_changed(gpu);
+    fill_inputs(cpu, 3, 10);
+    fill_inputs(gpu, 3, 10);
+    float lc = NAN, lg = NAN;
+    ck_assert_msg(cnn_net_forward(cpu, &lc) == CNN_OK, "%s", cnn_error_message());
+    ck_assert_msg(cnn_net_forward(gpu, &lg) == CNN_OK, "%s", cnn_error_message());
+    sync_host(gpu);
+    printf("  TEST phase: loss CPU %.7f GPU %.7f\n", lc, lg);
+    ck_assert(fabs((double)lc - lg) <= tol_pass() * fmax(1, fabs((double)lc)));
+    for (int i = 0; i < cnn_net_num_layers(cpu); i++)
+        for (int t = 0; t < cnn_net_layer_num_tops(cpu, i); t++) {
+            cnn_tensor *a = cnn_net_layer_top(cpu, i, t), *b = cnn_net_layer_top(gpu, i, t);
+            expect_close(a->name, a, a->data, b, b->data, tol_pass());
+        }
+    cnn_net_free(cpu);
+    cnn_net_free(gpu);
+}
+END_TEST
+
+/* ---- (c) dropout ---------------------------------------------------------------------- */
+
+static const char *const DROPOUT_NET =
+    "force_backward: true\n" INPUT("x", "dim: 8 dim: 300") INPUT("target", "dim: 8 dim: 300")
+    "layer { name: \"drop\" type: \"Dropout\" bottom: \"x\" top: \"y\" "
+    "  dropout_param { dropout_ratio: 0.4 } }\n"
+    "layer { name: \"loss\" type: \"EuclideanLoss\" bottom: \"y\" bottom: \"target\" "
+    "  top: \"loss\" }\n";
+
+START_TEST(test_dropout_same_mask)
+{
+    cnn_net *cpu = build(DROPOUT_NET, 0, NULL, 0, 11), *gpu = build(DROPOUT_NET, 1, GPU0, 0, 11);
+    cnn_tensor *xc = cnn_net_blob(cpu, "x"), *yc = cnn_net_blob(cpu, "y");
+    cnn_tensor *xg = cnn_net_blob(gpu, "x"), *yg = cnn_net_blob(gpu, "y");
+    for (int pass = 0; pass < 3; pass++) {
+        fill_inputs(cpu, 0, 10); /* same input: only the mask changes */
+        fill_inputs(gpu, 0, 10);
+        float lc, lg;
+        step_pass(cpu, &lc);
+        step_pass(gpu, &lg);
+        sync_host(gpu);
+        size_t dropped = 0, diff = 0;
+        for (size_t i = 0; i < yc->count; i++) {
+            dropped += yc->data[i] == 0.f;
+            diff += yc->data[i] != yg->data[i] || xc->grad[i] != xg->grad[i];
+        }
+        printf("  pass %d: %zu of %zu dropped, %zu differ (data or grad)\n", pass, dropped,
+               yc->count, diff);
+        ck_assert_msg(diff == 0, "pass %d: %zu outputs or gradients differ", pass, diff);
+        ck_assert(dropped > yc->count / 4 && dropped < yc->count * 11 / 20);
+    }
+    cnn_net_free(cpu);
+    cnn_net_free(gpu);
+}
+END_TEST
+
+/* ---- (d) solver types ----------------------------------------------------------------------- */
+
+#define SMALL_NET                                                                             \
+    INPUT("data", "dim: 8 dim: 2 dim: 5 dim: 5") INPUT("label", "dim: 8")                    \
+    "layer { name: \"conv\" type: \"Convolution\" bottom: \"data\" top: \"conv\" "          \
+    "  convolution_param { num_output: 4 kernel_size: 3 " FILL_G FILL_B "} }\n"             \
+    "layer { name: \"tanh\" type: \"TanH\" bottom: \"conv\" top: \"conv\" }\n"              \
+    "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"conv\" top: \"ip\" "            \
+    "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"                          \
+    "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip\" bottom: \"label\" "    \
+    "  top: \"loss\" }\n"
+
+START_TEST(test_solver_types)
+{
+    static const char *const types[] = {
+        "type: \"SGD\" momentum: 0.9",
+        "type: \"Nesterov\" momentum: 0.9",
+        "type: \"Adam\" momentum: 0.9 momentum2: 0.999 delta: 1e-8",
+        "type: \"AdamW\" momentum: 0.9 momentum2: 0.99",
+        "type: \"RMSProp\" rms_decay: 0.95 delta: 1e-6",
+        "type: \"AdaGrad\" delta: 1e-6",
+        "type: \"AdaDelta\" momentum: 0.95 delta: 1e-6",
+        "type: \"SGD\" momentum: 0.9 iter_size: 2 clip_gradients: 0.5",
+    };
+    static const char *const regs[] = {"L2", "L1"};
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++)
+        for (int r = 0; r < 2; r++) {
+            char text[4096], what[160];
+            snprintf(text, sizeof text,
+                     SMALL_NET "solver { %s base_lr: 0.05 lr_policy: \"step\" gamma: 0.5 "
+                               "stepsize: 2 weight_decay: 0.01 regularization_type: \"%s\" "
+                               "max_iter: 5 random_seed: 3 }\n",
+                     types[t], regs[r]);
+            snprintf(what, sizeof what, "%s, %s", types[t], regs[r]);
+            printf("  %s\n", what);
+            train_both(what, text, 5, tol_pass());
+        }
+}
+END_TEST
+
+/* ---- (e) logical devices ---------------------------------------------------------------------- */
+
+#define TWO_TOWER(D1)                                                                          \
+    "force_backward: true\n" INPUT("data", "dim: 6 dim: 3 dim: 8 dim: 8") INPUT("label",     \
+                                                                              "dim: 6")       \
+    "layer { name: \"conv1\" type: \"Convolution\" bottom: \"data\" top: \"conv1\" "          \
+    "  convolution_param { num_output: 4 kernel_size: 3 " FILL_G FILL_B "} }\n"               \
+    "layer { name: \"relu1\" type: \"ReLU\" bottom: \"conv1\" top: \"conv1\" }\n"             \
+    "layer { name: \"conv2\" type: \"Convolution\" bottom: \"conv1\" top: \"conv2\" " D1    \
+    "  convolution_param { num_output: 4 kernel_size: 3 " FILL_G FILL_B "} }\n"               \
+    "layer { name: \"pool\" type: \"Pooling\" bottom: \"conv2\" top: \"pool\" " D1           \
+    "  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"                              \
+    "layer { name: \"ip1\" type: \"InnerProduct\" bottom: \"conv1\" top: \"ip1\" "            \
+    "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"                           \
+    "layer { name: \"ip2\" type: \"InnerProduct\" bottom: \"pool\" top: \"ip2\" " D1         \
+    "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"                           \
+    "layer { name: \"sum\" type: \"Eltwise\" bottom: \"ip1\" bottom: \"ip2\" top: \"sum\" }\n" \
+    "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"sum\" bottom: \"label\" "     \
+    "  top: \"loss\" }\n"
+
+static const char *const ONE_DEVICE = TWO_TOWER("");
+static const char *const TWO_DEVICES = TWO_TOWER("device: 1 ");
+
+/* Two logical devices on GPUs ids[0..ngpu) against one device on GPU 0:
+ * losses, parameter gradients and, after solver steps, weights. */
+static void two_devices_vs_one(int ngpu, const int *ids)
+{
+    cnn_net *one = build(ONE_DEVICE, 1, GPU0, 0, 5), *two = build(TWO_DEVICES, ngpu, ids, 2, 5);
+    ck_assert_int_eq(cnn_net_num_devices(two), 2);
+    for (int pass = 0; pass < 2; pass++) {
+        fill_inputs(one, (uint64_t)pass, 10);
+        fill_inputs(two, (uint64_t)pass, 10);
+        float l1, l2;
+        step_pass(one, &l1);
+        step_pass(two, &l2);
+        printf("  pass %d: loss one device %.7f, two %.7f\n", pass, l1, l2);
+        ck_assert(fabs((double)l1 - l2) <= tol_pass() * fmax(1, fabs((double)l1)));
+        compare_params(one, two, true, tol_pass());
+        cnn_tensor *a = cnn_net_blob(one, "data"), *b = cnn_net_blob(two, "data");
+        sync_host(one);
+        expect_close("data grad", a, a->grad, b, b->grad, tol_pass());
+    }
+    cnn_net_free(one);
+    cnn_net_free(two);
+    char t1[8192], t2[8192];
+    const char *solver = "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 "
+                         "weight_decay: 0.001 max_iter: 4 random_seed: 5 }\n";
+    snprintf(t1, sizeof t1, "%s%s", ONE_DEVICE, solver);
+    snprintf(t2, sizeof t2, "%s%s", TWO_DEVICES, solver);
+    cnn_solver *s1 = make_solver(t1, 1, GPU0, 0), *s2 = make_solver(t2, ngpu, ids, 2);
+    for (int i = 0; i < 4; i++) {
+        float l1, l2;
+        ck_assert_msg(cnn_solver_step(s1, &l1) == CNN_OK, "%s", cnn_error_message());
+        ck_assert_msg(cnn_solver_step(s2, &l2) == CNN_OK, "%s", cnn_error_message());
+        printf("  step %d: loss one device %.7f, two %.7f\n", i, l1, l2);
+        ck_assert(fabs((double)l1 - l2) <= tol_pass() * fmax(1, fabs((double)l1)));
+    }
+    compare_params(cnn_solver_net(s1), cnn_solver_net(s2), false, tol_pass());
+    cnn_solver_free(s1);
+    cnn_solver_free(s2);
+}
+
+START_TEST(test_two_logical_devices_one_gpu)
+{
+    two_devices_vs_one(1, GPU0);
+}
+END_TEST
+
+START_TEST(test_two_logical_devices_two_gpus)
+{
+    if (cnn_cuda_device_count() < 2) {
+        printf("  SKIP: one CUDA device\n");
+        return;
+    }
+    static const int ids[2] = {0, 1};
+    two_devices_vs_one(2, ids);
+}
+END_TEST
+
+/* ---- (f) the CPU fallback --------------------------------------------------------------------- */
+
+/* Eltwise with more than CNN_CUDA_ELT_MAX_BOTTOMS (16) bottoms has no GPU
+ * path: it runs on the host in the middle of a GPU net, between device
+ * layers, and its 17 gradients join conv1's split on the way back. */
+#define C1 "bottom: \"conv1\" "
+static const char *const FALLBACK_NET =
+    "force_backward: true\n" INPUT("data", "dim: 4 dim: 3 dim: 6 dim: 6") INPUT("label", "dim: 4")
+    "layer { name: \"conv1\" type: \"Convolution\" bottom: \"data\" top: \"conv1\" "
+    "  convolution_param { num_output: 5 kernel_size: 3 " FILL_G FILL_B "} }\n"
+    "layer { name: \"sum17\" type: \"Eltwise\" " C1 C1 C1 C1 C1 C1 C1 C1 C1 C1 C1 C1 C1 C1 C1
+    C1 C1 "top: \"sum17\" eltwise_param { operation: SUM coeff: 0.1 coeff: -0.2 coeff: 0.3 "
+    "  coeff: 0.4 coeff: -0.5 coeff: 0.6 coeff: 0.7 coeff: 0.8 coeff: -0.9 coeff: 1.0 "
+    "  coeff: 1.1 coeff: -1.2 coeff: 1.3 coeff: 1.4 coeff: 0.15 coeff: -0.16 coeff: 0.17 } }\n"
+    "layer { name: \"relu\" type: \"ReLU\" bottom: \"sum17\" top: \"sum17\" }\n"
+    "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"sum17\" top: \"ip\" "
+    "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
+    "layer { name: \"ip_skip\" type: \"InnerProduct\" bottom: \"conv1\" top: \"ip_skip\" "
+    "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
+    "layer { name: \"both\" type: \"Eltwise\" bottom: \"ip\" bottom: \"ip_skip\" "
+    "  top: \"both\" }\n"
+    "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"both\" bottom: \"label\" "
+    "  top: \"loss\" }\n";
+
+START_TEST(test_cpu_fallback_in_gpu_net)
+{
+    cnn_net *cpu = build(FALLBACK_NET, 0, NULL, 0, 9), *gpu = build(FALLBACK_NET, 1, GPU0, 0, 9);
+    for (int pass = 0; pass < 2; pass++) {
+        fill_inputs(cpu, (uint64_t)pass, 10);
+        fill_inputs(gpu, (uint64_t)pass, 10);
+        float lc, lg;
+        step_pass(cpu, &lc);
+        step_pass(gpu, &lg);
+        printf("  pass %d: loss CPU %.7f GPU %.7f\n", pass, lc, lg);
+        ck_assert(fabs((double)lc - lg) <= tol_pass() * fmax(1, fabs((double)lc)));
+        compare_blobs(cpu, gpu, tol_pass());
+        compare_params(cpu, gpu, true, tol_pass());
+    }
+    cnn_net_free(cpu);
+    cnn_net_free(gpu);
+}
+END_TEST
+
+/* ---- (g) snapshots and cnn_net_sync_host ---------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void rm_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_snapshot_after_gpu_steps)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cnn_gpu_net_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    char text[8192], prefix[128], state[512];
+    snprintf(prefix, sizeof prefix, "%s/snap", tmpdir);
+    snprintf(text, sizeof text,
+             "%ssolver { type: \"Adam\" base_lr: 0.01 momentum: 0.9 weight_decay: 0.001 "
+             "max_iter: 6 random_seed: 4 snapshot_prefix: \"%s\" }\n",
+             ONE_DEVICE, prefix);
+    cnn_solver *cpu = make_solver(text, 0, NULL, 0), *gpu = make_solver(text, 1, GPU0, 0);
+    cnn_net *ng = cnn_solver_net(gpu);
+    /* The initial weights, to see that the host copies did change. */
+    int np = cnn_net_num_params(ng);
+    float *init[16];
+    ck_assert(np <= 16);
+    for (int i = 0; i < np; i++) {
+        cnn_tensor *t = cnn_net_param_info(ng, i)->tensor;
+        init[i] = malloc(t->count * sizeof(float));
+        memcpy(init[i], t->data, t->count * sizeof(float));
+    }
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(cnn_solver_step(cpu, NULL) == CNN_OK, "%s", cnn_error_message());
+        ck_assert_msg(cnn_solver_step(gpu, NULL) == CNN_OK, "%s", cnn_error_message());
+    }
+    ck_assert_msg(cnn_solver_snapshot(gpu, state, sizeof state) == CNN_OK, "%s",
+                  cnn_error_message());
+    /* The host copies after a sync are the trained weights (equal to the
+     * CPU's), not the initial ones. */
+    compare_params(cnn_solver_net(cpu), ng, false, tol_pass());
+    for (int i = 0; i < np; i++) {
+        cnn_tensor *t = cnn_net_param_info(ng, i)->tensor;
+        if (!strcmp(cnn_net_param_info(ng, i)->layer, "conv1") ||
+            !strcmp(cnn_net_param_info(ng, i)->layer, "ip2"))
+            ck_assert_msg(rel_err(init[i], t->data, t->count) > 1e-4, "%s.%d did not change",
+                          cnn_net_param_info(ng, i)->layer, cnn_net_param_info(ng, i)->index);
+        free(init[i]);
+    }
+    /* The snapshot's weights file holds the same values. */
+    char weights[600];
+    snprintf(weights, sizeof weights, "%s_iter_3.safetensors", prefix);
+    cnn_net *loaded = build(ONE_DEVICE, 0, NULL, 0, 99);
+    ck_assert_msg(cnn_weights_load(loaded, weights, false) == CNN_OK, "%s", cnn_error_message());
+    compare_params(ng, loaded, false, 0);
+    cnn_net_free(loaded);
+    /* Resuming on the GPU continues exactly where the GPU run is. */
+    cnn_solver *resumed = make_solver(text, 1, GPU0, 0);
+    ck_assert_msg(cnn_solver_restore(resumed, state) == CNN_OK, "%s", cnn_error_message());
+    for (int i = 3; i < 6; i++) {
+        float la, lb;
+        ck_assert_msg(cnn_solver_step(gpu, &la) == CNN_OK, "%s", cnn_error_message());
+        ck_assert_msg(cnn_solver_step(resumed, &lb) == CNN_OK, "%s", cnn_error_message());
+        printf("  step %d: loss continued %.7f, resumed %.7f\n", i, la, lb);
+        ck_assert(fabs((double)la - lb) <= tol_pass() * fmax(1, fabs((double)la)));
+    }
+    compare_params(ng, cnn_solver_net(resumed), false, tol_pass());
+    cnn_solver_free(resumed);
+    cnn_solver_free(cpu);
+    cnn_solver_free(gpu);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- (h) bad input ------------------------------------------------------------------------------ */
+
+START_TEST(test_missing_gpu_is_an_error)
+{
+    int count = cnn_cuda_device_count();
+    int bad[2] = {count, -1};
+    for (int i = 0; i < 2; i++) {
+        cnn_net_opts o = opts_for(1, &bad[i], 0, 1);
+        cnn_net *n = NULL;
+        cnn_status st = cnn_net_from_string(ONE_DEVICE, &o, &n);
+        printf("  gpu %d of %d: status %d, '%s'\n", bad[i], count, st, cnn_error_message());
+        ck_assert_msg(st != CNN_OK, "gpu %d accepted with %d devices", bad[i], count);
+        ck_assert_ptr_null(n);
+        char num[16];
+        snprintf(num, sizeof num, "%d", bad[i]);
+        ck_assert_msg(strstr(cnn_error_message(), num), "message '%s' does not name GPU %d",
+                      cnn_error_message(), bad[i]);
+    }
+    /* A second logical device beyond the list is also refused cleanly. */
+    cnn_solver_opts so = {0};
+    so.gpus = 1;
+    so.gpu[0] = count;
+    cnn_solver *s = NULL;
+    char text[8192];
+    snprintf(text, sizeof text, "%ssolver { base_lr: 0.1 max_iter: 1 }\n", ONE_DEVICE);
+    cnn_status st = cnn_solver_from_string(text, "bad_gpu", &so, &s);
+    ck_assert_msg(st != CNN_OK, "solver accepted GPU %d", count);
+    ck_assert_ptr_null(s);
+}
+END_TEST
+
+int main(void)
+{
+    if (cnn_cuda_device_count() == 0) {
+        printf("check_gpu_net: SKIP (no CUDA device)\n");
+        return 0;
+    }
+    char desc[256] = "";
+    if (cnn_cuda_describe(0, desc, sizeof desc) == CNN_OK) printf("check_gpu_net on %s\n", desc);
+    emulated = strstr(desc, "emulated") != NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    Suite *s = suite_create("gpu_net");
+    TCase *tc = tcase_create("gpu_net");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_missing_gpu_is_an_error);
+    tcase_add_test(tc, test_dropout_same_mask);
+    tcase_add_test(tc, test_every_gpu_layer_forward_backward);
+    tcase_add_test(tc, test_every_gpu_layer_test_phase);
+    tcase_add_test(tc, test_cpu_fallback_in_gpu_net);
+    tcase_add_test(tc, test_two_logical_devices_one_gpu);
+    tcase_add_test(tc, test_two_logical_devices_two_gpus);
+    tcase_add_test(tc, test_solver_types);
+    tcase_add_test(tc, test_snapshot_after_gpu_steps);
+    tcase_add_test(tc, test_lenet_20_iterations);
+    tcase_add_test(tc, test_cifar10_quick_20_iterations);
+    suite_add_tcase(s, tc);
+    return cnn_test_run(s) != 0;
+}
