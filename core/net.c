@@ -1429,6 +1429,8 @@ fail:
 
 cnn_status cnn_net_layer_backward(cnn_net *n, int i) { return run_layer(n->layers[i], true); }
 
+cnn_status cnn_net_run_backward(cnn_net *n, int i) { return dispatch(n->layers[i], true); }
+
 cnn_status cnn_net_layer_backward_all(cnn_net *n, int i)
 {
     cnn_layer *l = n->layers[i];

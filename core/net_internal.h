@@ -19,6 +19,9 @@ struct cnn_cuda_ctx *cnn_net_cuda(const cnn_net *n, int device);
 /* GPU nets: *dev_dst (a float in device 0's memory) += the weighted loss of
  * the last forward pass, queued on device 0's stream with no host wait. */
 cnn_status cnn_net_loss_device(cnn_net *n, float *dev_dst);
+/* Layer i backward with its propagate_down as it stands (GPU function or
+ * CPU fallback, like the passes). */
+cnn_status cnn_net_run_backward(cnn_net *n, int i);
 /* cnn_net_zero_param_grads with a status (device work can fail). */
 cnn_status cnn_net_zero_grads(cnn_net *n);
 

@@ -1,7 +1,9 @@
 /* vis.c — input gradients, saliency, class models, occlusion sensitivity and
  * sample sources for the visualisation and adversarial tools (see vis.h).
  * Backward passes here run only the layers between the input and the scores,
- * with each layer's propagate_down set for this pass and restored after. */
+ * with each layer's propagate_down set for this pass and restored after.
+ * On a GPU net the input counts as written by the host before each forward,
+ * and every tensor is brought back to the host after each pass. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "gpu.h"
 #include "net_internal.h"
 #include "preprocess.h"
 #include "transform.h"
@@ -57,8 +60,10 @@ int cnn_vis_writer(const cnn_net *n, const cnn_tensor *t)
 cnn_status cnn_vis_forward_from(cnn_net *n, const cnn_tensor *input)
 {
     cnn_status st = CNN_OK;
+    cnn_host_wrote_data((cnn_tensor *)input);
     for (int i = cnn_vis_writer(n, input) + 1; i < cnn_net_num_layers(n); i++)
         CNN_TRY(cnn_net_layer_forward(n, i));
+    CNN_TRY(cnn_net_sync_host(n));
 fail:
     return st;
 }
@@ -205,10 +210,14 @@ cnn_status cnn_input_gradient(cnn_net *n, const char *score_blob, const float *s
     for (int i = wi + 1; i <= ws; i++) {
         if (!on_path[i]) continue;
         cnn_layer *l = cnn_net_layer(n, i);
-        for (int t = 0; t < l->n_top; t++)
+        for (int t = 0; t < l->n_top; t++) {
             memset(l->top[t]->grad, 0, l->top[t]->count * sizeof(float));
-        for (int b = 0; b < l->n_bottom; b++)
+            cnn_host_wrote_grad(l->top[t]);
+        }
+        for (int b = 0; b < l->n_bottom; b++) {
             memset(l->bottom[b]->grad, 0, l->bottom[b]->count * sizeof(float));
+            cnn_host_wrote_grad(l->bottom[b]);
+        }
     }
     if (score_grad) {
         memcpy(sc->grad, score_grad, sc->count * sizeof(float));
@@ -218,6 +227,7 @@ cnn_status cnn_input_gradient(cnn_net *n, const char *score_blob, const float *s
         for (int r = 0; r < rows; r++)
             sc->grad[(size_t)r * k + cnn_vis_argmax(sc->data + (size_t)r * k, k)] = 1.f;
     }
+    cnn_host_wrote_grad(sc);
     cnn_net_zero_param_grads(n);
     for (int i = ws; i > wi && st == CNN_OK; i--) {
         if (!on_path[i]) continue;
@@ -231,9 +241,10 @@ cnn_status cnn_input_gradient(cnn_net *n, const char *score_blob, const float *s
             saved[b] = l->propagate_down[b];
             l->propagate_down[b] = tset_has(&dep, l->bottom[b]);
         }
-        st = l->type->backward(l);
+        st = cnn_net_run_backward(n, i);
         for (int b = 0; b < l->n_bottom; b++) l->propagate_down[b] = saved[b];
     }
+    if (st == CNN_OK) st = cnn_net_sync_host(n);
     cnn_net_zero_param_grads(n);
     if (st == CNN_OK && grad) memcpy(grad, in->grad, in->count * sizeof(float));
 fail:
