@@ -1,7 +1,9 @@
 /* cnntrain — trains a model: reads the solver (a model's `solver` block or a
  * Caffe solver.prototxt), runs the training loop, prints progress and test
  * results, writes a JSON-lines log and snapshots, and resumes from one.
- * SIGINT/SIGTERM finish the current iteration, snapshot and exit 130/143. */
+ * SIGINT/SIGTERM finish the current iteration, snapshot and exit 130/143.
+ * Trains on CUDA device 0 when there is one (--gpu N, --gpus L, --cpu
+ * choose); the first line names the device. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include "core/device.h"
 #include "core/finetune.h"
 #include "solvers/solver.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static volatile sig_atomic_t stop_signal;
 
@@ -28,13 +31,10 @@ static void usage(FILE *f)
             "usage: cnntrain MODEL|SOLVER [options]\n"
             "Trains the net of a model file with a solver { } block, or of a Caffe\n"
             "solver.prototxt naming it with net: \"path\".\n"
-            "  --cpu                 train on the CPU (the default)\n"
-            "  --devices N           with --cpu: N logical CPU devices, each running the\n"
+            "%s"
+            "  --devices N           on the CPU: N logical CPU devices, each running the\n"
             "                        layers whose device: field names it on a thread of\n"
             "                        its own (default 1; device: K needs N > K)\n"
-            "  --gpu N               train on CUDA device N\n"
-            "  --gpus L              logical devices on CUDA devices L (\"0,1\": two GPUs,\n"
-            "                        \"0,0\": two logical devices on GPU 0)\n"
             "  --iterations N        train for N iterations (replaces max_iter)\n"
             "  --weights F[,F...]    initial weights (.safetensors or .caffemodel) copied by\n"
             "                        layer name; new or reshaped layers keep their fillers\n"
@@ -45,7 +45,8 @@ static void usage(FILE *f)
             "  --log F               write JSON lines (display and test records) to F\n"
             "                        (appended to when resuming)\n"
             "  --snapshot-prefix P   write snapshots as P_iter_N.{safetensors,solverstate}\n"
-            "  --quiet               print only errors and the final line\n");
+            "  --quiet               print only errors and the final line\n",
+            cnn_tool_dev_usage(true));
 }
 
 typedef struct run_state {
@@ -221,60 +222,7 @@ static int fail(const char *msg)
     return 1;
 }
 
-/* Parses a --gpus list ("0,1") into ids; false when malformed. */
-static bool parse_gpus(const char *s, int *ids, int *n)
-{
-    *n = 0;
-    for (const char *p = s;; p++) {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (errno || end == p || v < 0 || v > 1000000 || *n == CNN_MAX_DEVICES) return false;
-        ids[(*n)++] = (int)v;
-        p = end;
-        if (*p == '\0') return true;
-        if (*p != ',') return false;
-    }
-}
-
-/* Checks every device of a --gpus list, then refuses until the GPU path
- * exists. */
-static int check_gpus(const char *list, const int *ids, int n)
-{
-    char buf[256];
-    for (int i = 0; i < n; i++)
-        if (cnn_cuda_describe(ids[i], buf, sizeof buf) != CNN_OK) {
-            fprintf(stderr, "cnntrain: --gpus %s: %s\n", list, cnn_error_message());
-            return 1;
-        }
-    fprintf(stderr, "cnntrain: --gpus %s: training on the GPU is not supported yet; use --cpu "
-                    "--devices %d\n", list, n);
-    return 1;
-}
-
-/* Refuses --gpu until the GPU path exists, with the reason. */
-static int check_gpu(int dev)
-{
-    char buf[256];
-    int count = cnn_cuda_device_count();
-    if (count == 0) {
-        if (cnn_cuda_describe(dev, buf, sizeof buf) != CNN_OK)
-            fprintf(stderr, "cnntrain: --gpu %d: %s\n", dev, cnn_error_message());
-        else
-            fprintf(stderr, "cnntrain: --gpu %d: no usable CUDA device found\n", dev);
-        return 1;
-    }
-    if (dev >= count) {
-        fprintf(stderr, "cnntrain: --gpu %d: only %d CUDA device%s (0..%d)\n", dev, count,
-                count == 1 ? "" : "s", count - 1);
-        return 1;
-    }
-    fprintf(stderr, "cnntrain: --gpu %d: training on the GPU is not supported yet; "
-                    "use --cpu\n", dev);
-    return 1;
-}
-
-static void print_summary(const cnn_solver *s, const char *model)
+static void print_summary(const cnn_solver *s, const char *model, const cnn_tool_dev *dev)
 {
     const cnn_solver_config *c = cnn_solver_get_config(s);
     cnn_net *n = cnn_solver_net(s), *tn = cnn_solver_test_net(s);
@@ -282,14 +230,22 @@ static void print_summary(const cnn_solver *s, const char *model)
     for (int i = 0; i < cnn_net_num_params(n); i++)
         params += cnn_net_param_info(n, i)->tensor->count;
     int nd = cnn_solver_num_devices(s);
-    printf("cnntrain: device CPU");
-    if (nd > 1) printf(" (%d logical devices, one thread each)", nd);
+    char desc[512];
+    if (cnn_tool_dev_gpu(dev)) {
+        printf("cnntrain: device %s", cnn_tool_dev_describe(dev, desc, sizeof desc));
+        if (nd > 1 && !dev->list) printf(" (%d logical devices, one stream each)", nd);
+    } else {
+        printf("cnntrain: device CPU");
+        if (nd > 1) printf(" (%d logical devices, one thread each)", nd);
+    }
     printf("; net '%s' from %s: %d layers, %zu parameters, batch %d", cnn_net_name(n), model,
            cnn_net_num_layers(n), params, cnn_solver_batch_size(s));
     if (c->iter_size > 1) printf(" x iter_size %d", c->iter_size);
     printf("; solver %s, lr_policy %s, base_lr %g, max_iter %d, seed %llu\n",
            cnn_solver_type_names[c->update.type], cnn_lr_policy_names[c->lr.policy],
            c->lr.base_lr, c->max_iter, (unsigned long long)cnn_solver_seed(s));
+    if (!cnn_tool_dev_gpu(dev) && strcmp(dev->why_cpu, "--cpu"))
+        printf("cnntrain: on the CPU: %s\n", dev->why_cpu);
     if (tn)
         printf("test net: %d layers, %d passes every %d iterations\n", cnn_net_num_layers(tn),
                c->test_iter, c->test_interval);
@@ -300,37 +256,29 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *weights = NULL, *resume = NULL, *log_path = NULL;
     cnn_solver_opts o = {0};
-    int gpu = -1, gpus[CNN_MAX_DEVICES], n_gpus = 0, devices = 0;
-    const char *gpu_list = NULL;
+    int devices = 0;
     bool quiet = false, strict_weights = false;
+    cnn_tool_dev dev;
+    cnn_tool_dev_init(&dev, "cnntrain", true);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
+        int d = cnn_tool_dev_arg(&dev, argc, argv, &i);
+        if (d < 0) return 2;
+        if (d > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--cpu")) {
-            gpu = -1;
-            gpu_list = NULL;
         } else if (!strcmp(a, "--devices") && has_val) {
             if (!parse_int(argv[++i], 1, &devices) || devices > CNN_MAX_DEVICES) {
                 fprintf(stderr, "cnntrain: --devices needs a number from 1 to %d\n",
                         CNN_MAX_DEVICES);
                 return 2;
             }
-        } else if (!strcmp(a, "--gpus") && has_val) {
-            gpu_list = argv[++i];
-            if (!parse_gpus(gpu_list, gpus, &n_gpus)) {
-                fprintf(stderr, "cnntrain: --gpus needs a list of CUDA device numbers such "
-                                "as 0,1 (at most %d), not '%s'\n", CNN_MAX_DEVICES, gpu_list);
-                return 2;
-            }
         } else if (!strcmp(a, "--strict-weights")) {
             strict_weights = true;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             quiet = true;
-        } else if (!strcmp(a, "--gpu") && has_val) {
-            if (!parse_int(argv[++i], 0, &gpu)) return fail("--gpu needs a device number");
         } else if (!strcmp(a, "--iterations") && has_val) {
             if (!parse_int(argv[++i], 1, &o.max_iter))
                 return fail("--iterations needs a positive number");
@@ -358,18 +306,20 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (devices && (gpu_list || gpu >= 0)) {
+    if (devices && dev.mode == CNN_TOOL_DEV_GPU) {
         fprintf(stderr, "cnntrain: --devices is for the CPU; with GPUs the --gpus list gives "
                         "the logical devices\n");
         return 2;
     }
-    if (gpu_list && gpu >= 0) {
-        fprintf(stderr, "cnntrain: give --gpu or --gpus, not both\n");
-        return 2;
-    }
-    if (gpu_list) return check_gpus(gpu_list, gpus, n_gpus);
-    if (gpu >= 0) return check_gpu(gpu);
-    o.devices = devices ? devices : 1;
+    if (devices) dev.mode = CNN_TOOL_DEV_CPU; /* --devices alone asks for the CPU */
+    cnn_net_opts no = cnn_net_default_opts();
+    no.devices = devices ? devices : 1;
+    if (cnn_tool_dev_resolve(&dev, &no)) return 1;
+    o.devices = no.devices;
+    o.gpus = no.gpus;
+    memcpy(o.gpu, no.gpu, sizeof o.gpu);
+    o.workspace_bytes = no.workspace_bytes;
+    o.deterministic = no.deterministic;
     if (strict_weights && !weights) {
         fprintf(stderr, "cnntrain: --strict-weights needs --weights\n");
         return 2;
@@ -388,7 +338,7 @@ int main(int argc, char **argv)
         goto done;
     }
     if (!quiet) {
-        print_summary(s, model);
+        print_summary(s, model, &dev);
         if (resume) printf("resumed from %s at iteration %d\n", resume, cnn_solver_iter(s));
     }
     if (weights && cnn_finetune_load_list(cnn_solver_net(s), weights, strict_weights,
