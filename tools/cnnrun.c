@@ -3,7 +3,9 @@
  * the weighted loss (metadata "loss"), and with --backward every parameter
  * gradient ("grad.<layer>.<index>") and the gradient of every input blob the
  * backward pass reaches ("grad.<blob>"). For debugging models and for
- * comparing cnn with other frameworks (tests/torch_oracle_test.sh). */
+ * comparing cnn with other frameworks (tests/torch_oracle_test.sh). Runs on
+ * CUDA device 0 when there is one (--gpu N, --gpus L, --cpu choose; metadata
+ * "device" says where); everything is fetched to the host before writing. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "core/cnn.h"
 #include "core/net_internal.h"
 #include "core/weights.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static void usage(FILE *f)
 {
@@ -32,7 +35,9 @@ static void usage(FILE *f)
             "  --phase P     TEST (default) or TRAIN\n"
             "  --seed S      seed for fillers and dropout (default 1)\n"
             "  --all         write every blob, not only the outputs\n"
-            "OUT holds the output blobs by name and the loss as metadata \"loss\".\n");
+            "%s"
+            "OUT holds the output blobs by name and the loss as metadata \"loss\".\n",
+            cnn_tool_dev_usage(true));
 }
 
 /* A growing list of tensors to write; names are owned by the list. */
@@ -143,7 +148,7 @@ static bool gets_gradient(const cnn_net *n, const cnn_tensor *t)
 }
 
 typedef struct {
-    const char *model, *weights, *inputs, *out;
+    const char *model, *weights, *inputs, *out, *device;
     bool backward, all;
     cnn_net_opts opts;
 } run_args;
@@ -168,6 +173,7 @@ static cnn_status run(const run_args *a)
         cnn_net_zero_param_grads(n);
         CNN_TRY(cnn_net_backward(n));
     }
+    CNN_TRY(cnn_net_sync_host(n));
     if (a->all) {
         for (int i = 0; i < cnn_net_num_layers(n); i++)
             for (int t = 0; t < cnn_net_layer_num_tops(n, i); t++) {
@@ -193,7 +199,8 @@ static cnn_status run(const run_args *a)
     char loss_text[32];
     snprintf(loss_text, sizeof loss_text, "%.9g", loss);
     const char *meta[] = {"loss", loss_text, "model", a->model,
-                          "phase", a->opts.phase == CNN_TRAIN ? "TRAIN" : "TEST", NULL};
+                          "phase", a->opts.phase == CNN_TRAIN ? "TRAIN" : "TEST",
+                          "device", a->device, NULL};
     CNN_TRY(cnn_safetensors_write(a->out, o.e, o.n, meta));
 fail:
     out_free(&o);
@@ -204,10 +211,15 @@ fail:
 int main(int argc, char **argv)
 {
     run_args a = {.opts = cnn_net_default_opts()};
+    cnn_tool_dev dev;
+    cnn_tool_dev_init(&dev, "cnnrun", true);
     a.opts.phase = CNN_TEST;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         bool has_value = i + 1 < argc;
+        int d = cnn_tool_dev_arg(&dev, argc, argv, &i);
+        if (d < 0) return 2;
+        if (d > 0) continue;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             usage(stdout);
             return 0;
@@ -254,6 +266,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    char desc[512];
+    if (cnn_tool_dev_resolve(&dev, &a.opts)) return 1;
+    a.device = cnn_tool_dev_describe(&dev, desc, sizeof desc);
     if (run(&a) != CNN_OK) {
         fprintf(stderr, "cnnrun: %s\n", cnn_error_message());
         return 1;
