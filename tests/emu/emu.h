@@ -25,6 +25,9 @@ void cnn_emu_check(const char *op, const char *arg, int device, const void *p, s
 /* Aborts when p is inside a live device allocation (a host pointer was
  * expected). */
 void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t bytes);
+/* Bytes of device memory allocated and not yet freed, on every device
+ * (tests check that freeing a net frees all of its device memory). */
+size_t cnn_emu_live_bytes(void);
 /* Prints "emu: op (device K)" to stderr when CNN_EMU_TRACE is set. */
 void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx);
 

@@ -36,14 +36,19 @@ cnn_status cnn_cuda_describe(int device, char *buf, size_t n)
     return CNN_OK;
 }
 
-void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx)
+static bool trace_on(void)
 {
     static int on = -1;
     if (on < 0) {
         const char *v = getenv("CNN_EMU_TRACE");
         on = v && *v && strcmp(v, "0") != 0;
     }
-    if (on) fprintf(stderr, "emu: %s (device %d)\n", op, ctx ? ctx->device : -1);
+    return on;
+}
+
+void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx)
+{
+    if (trace_on()) fprintf(stderr, "emu: %s (device %d)\n", op, ctx ? ctx->device : -1);
 }
 
 /* ---- the allocation table ------------------------------------------------- */
@@ -100,6 +105,15 @@ static bool table_add(char *base, size_t size, int device)
     n_table++;
     pthread_mutex_unlock(&table_lock);
     return true;
+}
+
+size_t cnn_emu_live_bytes(void)
+{
+    size_t total = 0;
+    pthread_mutex_lock(&table_lock);
+    for (size_t i = 0; i < n_table; i++) total += table[i].size ? table[i].size : 1;
+    pthread_mutex_unlock(&table_lock);
+    return total;
 }
 
 static void die(void)
@@ -214,7 +228,6 @@ bool cnn_cuda_ctx_sync_debug(const cnn_cuda_ctx *ctx) { return ctx->sync_debug; 
 
 cnn_status cnn_cuda_malloc(cnn_cuda_ctx *ctx, size_t bytes, void **out)
 {
-    cnn_emu_trace("cnn_cuda_malloc", ctx);
     *out = NULL;
     size_t size = bytes ? bytes : 1;
     char *p = malloc(size);
@@ -231,12 +244,16 @@ cnn_status cnn_cuda_malloc(cnn_cuda_ctx *ctx, size_t bytes, void **out)
         return CNN_ERROR(CNN_ERR_MEMORY, "emulator: cannot grow the allocation table");
     }
     *out = p;
+    if (trace_on())
+        fprintf(stderr, "emu: cnn_cuda_malloc %zu bytes -> %p (device %d)\n", bytes, *out,
+                ctx->device);
     return CNN_OK;
 }
 
 void cnn_cuda_free(cnn_cuda_ctx *ctx, void *p)
 {
     if (!p) return;
+    if (trace_on()) fprintf(stderr, "emu: cnn_cuda_free %p\n", p);
     pthread_mutex_lock(&table_lock);
     size_t i = upper(p);
     bool ok = i > 0 && table[i - 1].base == (char *)p;

@@ -3,8 +3,10 @@
  * with every layer type that has a GPU path (forward outputs and all
  * gradients), dropout masks, every solver type with L1 and L2 decay, two
  * logical devices on one GPU (and on two GPUs when there are two), the CPU
- * fallback for a layer without a GPU path, snapshots and
- * cnn_net_sync_host after GPU steps, and a GPU that does not exist.
+ * fallback for a layer without a GPU path, snapshots, weights loading and
+ * cnn_net_sync_host after GPU steps, the TEST net, a GPU that does not
+ * exist, and (on the emulator) no device memory left after the nets are
+ * freed.
  *
  * Built twice: against lib/libcnn.a (skips without a CUDA device) and
  * against lib/libcnn_emu.a (tests/emu/: the GPU path on the CPU emulator,
@@ -714,7 +716,20 @@ START_TEST(test_snapshot_after_gpu_steps)
     cnn_net *loaded = build(ONE_DEVICE, 0, NULL, 0, 99);
     ck_assert_msg(cnn_weights_load(loaded, weights, false) == CNN_OK, "%s", cnn_error_message());
     compare_params(ng, loaded, false, 0);
+    /* Loaded into a GPU net, the same weights reach the device. */
+    cnn_net *loaded_gpu = build(ONE_DEVICE, 1, GPU0, 0, 98);
+    ck_assert_msg(cnn_weights_load(loaded_gpu, weights, false) == CNN_OK, "%s",
+                  cnn_error_message());
+    fill_inputs(loaded, 7, 10);
+    fill_inputs(loaded_gpu, 7, 10);
+    float l_cpu, l_gpu;
+    step_pass(loaded, &l_cpu);
+    step_pass(loaded_gpu, &l_gpu);
+    printf("  loaded weights: loss CPU %.7f GPU %.7f\n", l_cpu, l_gpu);
+    ck_assert(fabs((double)l_cpu - l_gpu) <= tol_pass() * fmax(1, fabs((double)l_cpu)));
+    compare_params(loaded, loaded_gpu, true, tol_pass());
     cnn_net_free(loaded);
+    cnn_net_free(loaded_gpu);
     /* Resuming on the GPU continues exactly where the GPU run is. */
     cnn_solver *resumed = make_solver(text, 1, GPU0, 0);
     ck_assert_msg(cnn_solver_restore(resumed, state) == CNN_OK, "%s", cnn_error_message());
@@ -730,6 +745,63 @@ START_TEST(test_snapshot_after_gpu_steps)
     cnn_solver_free(cpu);
     cnn_solver_free(gpu);
     rm_tmpdir();
+}
+END_TEST
+
+/* The TEST net gets the trained weights from the device (cnn_net_copy_params
+ * GPU to GPU) and tests on the GPU: the same results as on the CPU. */
+START_TEST(test_solver_test_net)
+{
+    char text[8192];
+    snprintf(text, sizeof text,
+             "%slayer { name: \"acc\" type: \"Accuracy\" bottom: \"sum\" bottom: \"label\" "
+             "top: \"accuracy\" include { phase: TEST } }\n"
+             "solver { type: \"Nesterov\" base_lr: 0.05 momentum: 0.9 max_iter: 3 "
+             "test_iter: 2 test_interval: 100 test_initialization: false random_seed: 6 }\n",
+             ONE_DEVICE);
+    cnn_solver *cpu = make_solver(text, 0, NULL, 0), *gpu = make_solver(text, 1, GPU0, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(cnn_solver_step(cpu, NULL) == CNN_OK, "%s", cnn_error_message());
+        ck_assert_msg(cnn_solver_step(gpu, NULL) == CNN_OK, "%s", cnn_error_message());
+    }
+    ck_assert_ptr_nonnull(cnn_solver_test_net(gpu));
+    ck_assert(cnn_net_on_gpu(cnn_solver_test_net(gpu)));
+    fill_inputs(cnn_solver_test_net(cpu), 20, 10);
+    fill_inputs(cnn_solver_test_net(gpu), 20, 10);
+    cnn_test_result rc, rg;
+    bool stopped = false;
+    ck_assert_msg(cnn_solver_test(cpu, NULL, &stopped, &rc) == CNN_OK, "%s", cnn_error_message());
+    ck_assert_msg(cnn_solver_test(gpu, NULL, &stopped, &rg) == CNN_OK, "%s", cnn_error_message());
+    printf("  test pass: loss CPU %.7f GPU %.7f, accuracy CPU %.4f GPU %.4f\n", rc.loss, rg.loss,
+           rc.accuracy, rg.accuracy);
+    ck_assert_int_eq(rc.n, rg.n);
+    for (int i = 0; i < rc.n; i++) {
+        ck_assert_str_eq(rc.name[i], rg.name[i]);
+        ck_assert_msg(fabs(rc.value[i] - rg.value[i]) <= tol_pass() * fmax(1, fabs(rc.value[i])),
+                      "%s: CPU %.8g GPU %.8g", rc.name[i], rc.value[i], rg.value[i]);
+    }
+    cnn_solver_free(cpu);
+    cnn_solver_free(gpu);
+}
+END_TEST
+
+/* The emulator (tests/emu/) counts live device memory; the real library
+ * has no such count, and the check is skipped there. */
+size_t cnn_emu_live_bytes(void) __attribute__((weak));
+
+/* Runs last: every net and solver above was freed, so no device memory may
+ * remain (a layer whose destroy misses a device buffer leaks it). Tests
+ * that failed may have left theirs. */
+START_TEST(test_no_device_memory_left)
+{
+    if (!cnn_emu_live_bytes) {
+        printf("  SKIP: no allocation count outside the emulator\n");
+        return;
+    }
+    size_t live = cnn_emu_live_bytes();
+    printf("  %zu bytes of device memory live after every net was freed\n", live);
+    ck_assert_msg(live == 0, "%zu bytes of device memory leaked (run with CNN_EMU_TRACE=1 to "
+                  "see allocations)", live);
 }
 END_TEST
 
@@ -787,7 +859,9 @@ int main(void)
     tcase_add_test(tc, test_solver_types);
     tcase_add_test(tc, test_snapshot_after_gpu_steps);
     tcase_add_test(tc, test_lenet_20_iterations);
+    tcase_add_test(tc, test_solver_test_net);
     tcase_add_test(tc, test_cifar10_quick_20_iterations);
+    tcase_add_test(tc, test_no_device_memory_left);
     suite_add_tcase(s, tc);
     return cnn_test_run(s) != 0;
 }
