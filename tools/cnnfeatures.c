@@ -1,7 +1,9 @@
 /* cnnfeatures — "CNN features off the shelf": runs a model on images and
  * writes the activations of a named blob (fc7, pool5, ...) per image as a
  * NumPy .npy array (N x blob shape) and a CSV file (file name, values).
- * Images are prepared as cnnclassify prepares them (core/preprocess.h). */
+ * Images are prepared as cnnclassify prepares them (core/preprocess.h).
+ * Runs on CUDA device 0 when there is one (--gpu N, --cpu choose), saying
+ * where on stderr. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -12,7 +14,9 @@
 
 #include "core/caffemodel.h"
 #include "core/cnn.h"
+#include "core/gpu.h"
 #include "core/preprocess.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static void usage(FILE *f)
 {
@@ -32,7 +36,8 @@ static void usage(FILE *f)
             "  --root DIR      prefix for relative paths read from LIST files\n"
             "A DIR means its *.png, *.jpg, *.jpeg files (sorted); any other file that is not\n"
             "a PNG or JPEG is a LIST: one image path per line, further words ignored (Caffe's\n"
-            "\"path label\" lists work), '#' lines skipped.\n");
+            "\"path label\" lists work), '#' lines skipped.\n"
+            "%s", cnn_tool_dev_usage(false));
 }
 
 typedef struct {
@@ -210,9 +215,17 @@ int main(int argc, char **argv)
     FILE *npy = NULL, *csv = NULL;
     char *npy_path = NULL, *csv_path = NULL, *def_prefix = NULL;
     int *slot = NULL;
+    cnn_tool_dev dev;
+    cnn_tool_dev_init(&dev, "cnnfeatures", false);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
+        int d = cnn_tool_dev_arg(&dev, argc, argv, &i);
+        if (d < 0) {
+            strlist_free(&args);
+            return 2;
+        }
+        if (d > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -279,12 +292,19 @@ int main(int argc, char **argv)
 
     cnn_net_opts o = cnn_net_default_opts();
     o.phase = CNN_TEST;
+    if (cnn_tool_dev_resolve(&dev, &o)) {
+        rc = 1;
+        goto done;
+    }
+    char desc[512];
+    fprintf(stderr, "cnnfeatures: device %s\n", cnn_tool_dev_describe(&dev, desc, sizeof desc));
     if (cnn_net_from_file(model, &o, &net) != CNN_OK ||
         cnn_weights_load_any(net, weights, false) != CNN_OK) {
         fprintf(stderr, "cnnfeatures: %s\n", cnn_error_message());
         rc = 1;
         goto done;
     }
+    cnn_net_params_changed(net);
     if (cnn_net_num_inputs(net) < 1) {
         fprintf(stderr, "cnnfeatures: %s: the model has no Input layer to feed images to\n",
                 model);
@@ -367,7 +387,9 @@ int main(int argc, char **argv)
             if (cnn_tensor_reshape(in, 4, shape) != CNN_OK) goto net_error;
             cur_batch = nb;
         }
-        if (cnn_net_reshape(net) != CNN_OK || cnn_net_forward(net, NULL) != CNN_OK)
+        cnn_host_wrote_data(in);
+        if (cnn_net_reshape(net) != CNN_OK || cnn_net_forward(net, NULL) != CNN_OK ||
+            cnn_host_data(feat) != CNN_OK)
             goto net_error;
         if (feat->ndim < 1 || feat->shape[0] != nb || feat->count % (size_t)nb) {
             char s[64];
