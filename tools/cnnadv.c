@@ -30,7 +30,8 @@ static void usage(FILE *f)
             "              [--epsilons E1,E2,...] [--json]\n"
             "Epsilons and --alpha are in pixel units (0..255), converted with the input's\n"
             "transform_param scale. Common: --labels FILE (class names), --bgr, --input BLOB,\n"
-            "--scores BLOB. See docs/vis.md.\n");
+            "--scores BLOB. Runs on the CPU (--cpu accepted; --gpu is refused).\n"
+            "See docs/vis.md.\n");
 }
 
 typedef struct {
@@ -97,6 +98,12 @@ static int parse_args(int argc, char **argv, opts *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
+        }
+        if (!strcmp(a, "--cpu")) continue; /* the only device (see below) */
+        if (!strcmp(a, "--gpu") || !strcmp(a, "--gpus")) {
+            fprintf(stderr, "%s: runs on the CPU only (core/adversarial.c works on host copies of the "
+                            "blobs between passes); drop %s\n", "cnnadv", a);
+            return 2;
         }
         if (a[0] != '-' || !a[1]) {
             o->args[o->n_args++] = argv[i];

@@ -34,6 +34,7 @@ static void usage(FILE *f)
             "  curves      LOG [--title T] [--width W] [--height H]\n"
             "Common: --out F.png (output PNG), --zoom Z (pixels per value), --pad P, --cols N,\n"
             "        --input BLOB, --scores BLOB, --labels FILE (class names), --bgr.\n"
+            "Runs on the CPU (--cpu accepted; --gpu is refused).\n"
             "See docs/vis.md.\n");
 }
 
@@ -118,6 +119,12 @@ static int parse_args(int argc, char **argv, opts *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
+        }
+        if (!strcmp(a, "--cpu")) continue; /* the only device (see below) */
+        if (!strcmp(a, "--gpu") || !strcmp(a, "--gpus")) {
+            fprintf(stderr, "%s: runs on the CPU only (core/vis.c works on host copies of the "
+                            "blobs between passes); drop %s\n", "cnnvis", a);
+            return 2;
         }
         if (a[0] != '-' || !a[1]) {
             o->args[o->n_args++] = argv[i];
