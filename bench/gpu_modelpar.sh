@@ -55,9 +55,9 @@ else
     echo "gpu_modelpar.sh: PyTorch side skipped ($PY: $(echo "$why" | tail -1))"
 fi
 
-"$PY" - "$T" << 'PYEOF'
+"$PY" - "$T" "$BATCH" << 'PYEOF'
 import json, os, sys
-d = sys.argv[1]
+d, batch = sys.argv[1], int(sys.argv[2])
 def load(name):
     try:
         return json.load(open(os.path.join(d, name)))
@@ -118,6 +118,6 @@ if cn:
     parts.append("caffenet %.1f ms" % cn["iteration_ms"])
 if tor:
     parts.append("torch %.1f ms" % tor["with_input_copy"]["mean_ms"])
-print("b%d: " % (tw or cn or {"batch": 0})["batch"] + (", ".join(parts) or "no figures"))
+print("b%d: " % batch + (", ".join(parts) or "no figures (cnntime failed, see above)"))
 PYEOF
 exit $status

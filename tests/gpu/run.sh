@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # run.sh — every GPU check in one go, for a machine with one NVIDIA H100 or
-# H200 and no network: the GPU suites (build/tests/gpu/check_*), then the
-# GPU benchmarks (bench/gpu_*.sh, when there are any), then a short table.
-# Fits in 5 minutes (each suite and benchmark has its own time limit).
+# H200 and no network: build, the GPU suites (build/tests/gpu/check_*:
+# check_gpu_device, check_gpu_ops, check_gpu_net), then the GPU benchmarks
+# (bench/gpu_*.sh: gpu_train, gpu_modelpar), then a short table, last.
+# The whole run stays under 5 minutes (TOTAL_LIMIT, 290 s): each step gets
+# its own limit, cut to what is left, and a step with no time left is
+# skipped and shown so.
 #
-# Building: the GPU machine has nvcc 13, cuDNN 9 and PyTorch but no Check
-# headers (and perhaps not OpenBLAS, libpng, libjpeg or cJSON), so the Check
-# suites cannot be built there. Build them where Check exists and ship them:
+# Building: `make` for the library, the tools and (where Check exists) the
+# suites, when nvcc and the C libraries (cJSON, libpng, libjpeg, OpenBLAS,
+# zlib) are there; --no-make skips it. A GPU machine without Check headers
+# (or without those libraries) cannot build the suites: build them where
+# Check exists and ship them:
 #
 #   here:  tests/gpu/pack.sh          -> build/gpu-pack.tgz (suites, bin/, libs)
 #   there: tests/gpu/run.sh           (unpacks build/gpu-pack.tgz when present)
 #
-# On a machine that has everything, `make -j && tests/gpu/run.sh` works too
-# (run.sh itself never builds the Check suites; with --make it runs `make
-# lib/libcnn.a` and the tools, for benchmarks, when their libraries exist).
 # CUDA libraries come from the machine: the CUDA toolkit's lib64, or the
 # nvidia-* wheels beside PyTorch when cuDNN or cuBLAS is not found there.
 # SANITIZE=1 runs the suites under compute-sanitizer (memcheck; slower).
@@ -23,17 +25,48 @@ set -u
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 logs=build/gpu-logs
-SUITE_LIMIT=${SUITE_LIMIT:-150}
-BENCH_LIMIT=${BENCH_LIMIT:-240}
+TOTAL_LIMIT=${TOTAL_LIMIT:-290}
+SUITE_LIMIT=${SUITE_LIMIT:-120}
+BENCH_LIMIT=${BENCH_LIMIT:-100}
+BENCH_RESERVE=${BENCH_RESERVE:-130} # seconds kept for the benchmarks while suites run
 mkdir -p "$logs"
+
+rows=()
+status=0
+row() { rows+=("$(printf '%-26s %-5s %s' "$1" "$2" "$3")"); }
+# limit WANTED KEEP: seconds a step may take, leaving KEEP for later steps.
+limit() {
+    local left=$((TOTAL_LIMIT - SECONDS - $2))
+    echo $(($1 < left ? $1 : left))
+}
 
 # Unpack the shipped build unless what is here was built after it.
 if [ -f build/gpu-pack.tgz ] && [ build/gpu-pack.tgz -nt build/tests/gpu/check_gpu_ops ]; then
     tar -xzf build/gpu-pack.tgz -C "$root" && echo "unpacked build/gpu-pack.tgz"
 fi
-if [ "${1:-}" = "--make" ] && pkg-config --exists libcjson libpng libjpeg openblas zlib 2>/dev/null; then
-    make -j"$(nproc)" lib/libcnn.a $(ls tools/*.c | sed 's|tools/\(.*\)\.c|bin/\1|') >"$logs/make.log" 2>&1 ||
-        echo "make failed (see $logs/make.log)"
+# Build what this machine can: the library and tools, and the suites when
+# Check is there too.
+nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
+if [ "${1:-}" = "--no-make" ]; then
+    row build SKIP "--no-make"
+elif [ -x "$nvcc" ] && pkg-config --exists libcjson libpng libjpeg openblas zlib 2>/dev/null; then
+    start=$SECONDS
+    targets="lib/libcnn.a $(ls tools/*.c | sed 's|tools/\(.*\)\.c|bin/\1|')"
+    what="library and tools"
+    if pkg-config --exists check 2>/dev/null; then
+        targets="$targets $(ls tests/gpu/check_*.c | sed 's|tests/gpu/\(.*\)\.c|build/tests/gpu/\1|')"
+        what="library, tools and GPU suites"
+    fi
+    if timeout "$(limit 150 0)" make -j"$(nproc)" $targets > "$logs/make.log" 2>&1; then
+        row build PASS "$what, $((SECONDS - start))s"
+    else
+        echo "make failed (see $logs/make.log):"
+        tail -n 20 "$logs/make.log"
+        row build FAIL "make failed (gpu-logs/make.log), $((SECONDS - start))s"
+        status=1
+    fi
+else
+    row build SKIP "no nvcc or C libraries here: shipped binaries used"
 fi
 
 # Library search path: shipped libraries, then CUDA's, then PyTorch's wheels.
@@ -56,10 +89,6 @@ PY
     for d in $wheels; do libpath="$libpath:$d"; done
 fi
 export LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-
-rows=()
-status=0
-row() { rows+=("$(printf '%-26s %-5s %s' "$1" "$2" "$3")"); }
 
 command -v nvidia-smi >/dev/null &&
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
@@ -92,7 +121,14 @@ for t in "${suites[@]}"; do
     wrap=()
     [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null &&
         wrap=(compute-sanitizer --error-exitcode 1)
-    CK_FORK=no timeout "$SUITE_LIMIT" "${wrap[@]}" "$t" >"$log" 2>&1
+    lim=$(limit "$SUITE_LIMIT" "$BENCH_RESERVE")
+    if [ "$lim" -lt 5 ]; then
+        echo "SKIP $name: out of time"
+        row "$name" SKIP "out of time (TOTAL_LIMIT ${TOTAL_LIMIT}s)"
+        status=1
+        continue
+    fi
+    CK_FORK=no timeout "$lim" "${wrap[@]}" "$t" >"$log" 2>&1
     rc=$?
     secs=$((SECONDS - start))
     if grep -q SKIP "$log"; then
@@ -101,7 +137,7 @@ for t in "${suites[@]}"; do
         res=PASS
     else
         res=FAIL status=1
-        [ $rc -eq 124 ] && echo "$name: timed out after ${SUITE_LIMIT}s"
+        [ $rc -eq 124 ] && echo "$name: timed out after ${lim}s"
     fi
     echo "$res $name (${secs}s)"
     [ "$res" = PASS ] || tail -n 40 "$log"
@@ -111,15 +147,22 @@ done
 # Benchmarks: each prints its figures; the last line goes in the table.
 for b in bench/gpu_*.sh; do
     name=$(basename "$b" .sh) log="$logs/$name.log" start=$SECONDS
-    timeout "$BENCH_LIMIT" bash "$b" >"$log" 2>&1
+    lim=$(limit "$BENCH_LIMIT" 0)
+    if [ "$lim" -lt 10 ]; then
+        row "$name" SKIP "out of time (TOTAL_LIMIT ${TOTAL_LIMIT}s)"
+        status=1
+        continue
+    fi
+    timeout "$lim" bash "$b" >"$log" 2>&1
     rc=$?
     cat "$log"
     if [ $rc -eq 0 ]; then res=PASS; else res=FAIL status=1; fi
-    row "$name" "$res" "$(grep -v '^\s*$' "$log" | tail -1 | cut -c1-90), $((SECONDS - start))s"
+    [ $rc -eq 124 ] && echo "$name: timed out after ${lim}s"
+    row "$name" "$res" "$(grep -v '^\s*$' "$log" | tail -1 | cut -c1-100), $((SECONDS - start))s"
 done
 
 echo
-echo "== tests/gpu/run.sh summary ($(date -u '+%Y-%m-%d %H:%M UTC')) =="
+echo "== tests/gpu/run.sh summary ($(date -u '+%Y-%m-%d %H:%M UTC'), ${SECONDS}s) =="
 printf '%-26s %-5s %s\n' suite result "key figures"
 for r in "${rows[@]}"; do echo "$r"; done
 exit $status
