@@ -38,7 +38,7 @@ OBJ := $(SRC:%.c=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.cu.o)
 # kernels/cuda or nocuda.c, so that `make test` runs the GPU path on any
 # machine. Sources that test CNN_WITH_CUDA are compiled again with it when
 # the main build lacks it (CUDA=0); the emulator needs no nvcc.
-EMU_SRC := $(wildcard tests/emu/*.c)
+EMU_SRC := $(filter-out tests/emu/check_%.c,$(wildcard tests/emu/*.c))
 LIB_SRC := $(filter-out kernels/nocuda.c,$(SRC))
 ifeq ($(CUDA),1)
   EMU_REBUILT :=
@@ -51,7 +51,8 @@ EMU_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
 TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/*.c))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/check_*.c tests/gpu/check_*.c))
 
-EMU_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/emu/%,$(wildcard tests/gpu/check_gpu_net.c))
+EMU_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/emu/%,$(wildcard tests/gpu/check_gpu_net.c)) \
+             $(patsubst tests/emu/%.c,$(B)/tests/emu/%,$(wildcard tests/emu/check_*.c))
 
 all: lib/libcnn.a lib/libcnn.so lib/libcnn_emu.a $(TOOLS) $(TESTS) $(EMU_TESTS)
 
@@ -92,6 +93,11 @@ $(B)/tests/%: tests/%.c tests/testutil.h lib/libcnn.a
 # The GPU suites again, on the emulator (never check_gpu_ops: it compares the
 # CUDA ops with the CPU kernels the emulator is made of).
 $(B)/tests/emu/%: tests/gpu/%.c tests/testutil.h lib/libcnn_emu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_emu.a $(CHECK_LIBS) $(EMU_LDLIBS)
+
+# The emulator's own checks.
+$(B)/tests/emu/check_emu: tests/emu/check_emu.c tests/testutil.h lib/libcnn_emu.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_emu.a $(CHECK_LIBS) $(EMU_LDLIBS)
 

@@ -24,9 +24,11 @@ for t in build/tests/check_* build/tests/gpu/check_*; do
     # CUDA cannot be used in a child forked after the parent touched it.
     case "$t" in */gpu/*) run "$(basename "$t")" env CK_FORK=no "$t" ;; *) run "$(basename "$t")" "$t" ;; esac
 done
-# The whole GPU path (device mirrors, layers' GPU code, solver updates) with
-# the CUDA ops emulated on the CPU: it never skips.
-for t in build/tests/emu/check_*; do
+# The emulator's own checks, then the whole GPU path (device mirrors,
+# layers' GPU code, solver updates) with the CUDA ops emulated on the CPU:
+# the GPU suites never skip there.
+[ -x build/tests/emu/check_emu ] && run check_emu build/tests/emu/check_emu
+for t in build/tests/emu/check_gpu_*; do
     [ -x "$t" ] || continue
     run "$(basename "$t")_gpu_path_on_cpu_emulator" env CK_FORK=no "$t"
 done

@@ -15,13 +15,21 @@
 
 struct cnn_cuda_ctx {
     int device;
+    int slot; /* index of the stream's clock (tests/emu/emu_context.c) */
     size_t ws_limit, ws_size;
     bool deterministic, tf32, sync_debug;
 };
 
-/* Aborts unless [p, p + bytes) lies inside one live device allocation on
- * `device`. bytes == 0 always passes. `op` and `arg` name the culprit. */
-void cnn_emu_check(const char *op, const char *arg, int device, const void *p, size_t bytes);
+/* Checks an access by an op on stream `by` to [p, p + bytes), memory of
+ * mem's device, and records it: aborts unless the range lies inside one
+ * live device allocation of that device, or when the access races with
+ * another stream's (emu_context.c). bytes == 0 always passes. `op` and
+ * `arg` name the culprit. */
+void cnn_emu_access(const char *op, const char *arg, const cnn_cuda_ctx *mem,
+                    const cnn_cuda_ctx *by, const void *p, size_t bytes, bool write);
+/* Starts an op on ctx's stream: ticks its clock (after what the host has
+ * seen finish) and traces it when CNN_EMU_TRACE is set. */
+void cnn_emu_op(const char *op, const cnn_cuda_ctx *ctx);
 /* Aborts when p is inside a live device allocation (a host pointer was
  * expected). */
 void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t bytes);
@@ -31,8 +39,13 @@ size_t cnn_emu_live_bytes(void);
 /* Prints "emu: op (device K)" to stderr when CNN_EMU_TRACE is set. */
 void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx);
 
-/* Shorthands for the ops: the context's device, floats and ints. */
-#define EMU_DEV(ctx, op, p, bytes) cnn_emu_check(op, #p, (ctx)->device, (p), (bytes))
+/* Shorthands for the ops on ctx's stream and memory: a pointer to const is
+ * read, any other is written. Floats and ints. */
+#define EMU_WRITES(p)                                                                   \
+    _Generic((p), const float *: false, const int *: false, const void *: false,        \
+             default: true)
+#define EMU_DEV(ctx, op, p, bytes)                                                      \
+    cnn_emu_access(op, #p, (ctx), (ctx), (p), (bytes), EMU_WRITES(p))
 #define EMU_F(ctx, op, p, n) EMU_DEV(ctx, op, p, (size_t)(n) * sizeof(float))
 #define EMU_I(ctx, op, p, n) EMU_DEV(ctx, op, p, (size_t)(n) * sizeof(int))
 /* The same for a pointer that may be NULL. */

@@ -4,8 +4,18 @@
  * memory kept in a table of live allocations (base, size, device) and
  * filled with NaN when allocated, so that data never uploaded shows up as
  * NaN. Everything runs synchronously on the calling thread: an event
- * records the host clock, waits are no-ops, a sync returns OK. The table
- * is shared by all threads (one per logical device) under a mutex. */
+ * records the host clock, waits return at once, a sync returns OK. The
+ * table is shared by all threads (one per logical device) under a mutex.
+ *
+ * Streams are not emulated, but their ordering is checked: each context
+ * (a stream) keeps a vector clock, ticked by every op and merged by event
+ * waits; the host's clock merges a context's at cnn_cuda_ctx_sync (and
+ * where CUDA synchronises: cudaFree, context teardown, elapsed time), and
+ * every launch starts after what the host has seen finish. Each allocation
+ * remembers its last write and every context's last read, and an op that
+ * reads memory another stream wrote, or writes memory another stream read
+ * or wrote, without an event or host sync ordering the two, aborts with
+ * both ops named: on a GPU that is a race. CNN_EMU_RACES=0 turns this off. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -53,10 +63,22 @@ void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx)
 
 /* ---- the allocation table ------------------------------------------------- */
 
+#define MAX_SLOTS 64 /* contexts alive at once */
+
+/* Who touched an allocation last, in context clocks. */
+typedef struct {
+    int w_slot;          /* last writer, -1 for none */
+    uint64_t w_time;
+    const char *w_op;
+    uint64_t r[MAX_SLOTS]; /* each context's last read (0: none) */
+    const char *r_op[MAX_SLOTS];
+} access_log;
+
 typedef struct {
     char *base;
     size_t size;
     int device;
+    access_log *log;
 } alloc_entry;
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -88,12 +110,16 @@ static const alloc_entry *owner(const void *p)
 
 static bool table_add(char *base, size_t size, int device)
 {
+    access_log *log = calloc(1, sizeof *log);
+    if (!log) return false;
+    log->w_slot = -1;
     pthread_mutex_lock(&table_lock);
     if (n_table == cap_table) {
         size_t cap = cap_table ? 2 * cap_table : 256;
         alloc_entry *t = realloc(table, cap * sizeof *t);
         if (!t) {
             pthread_mutex_unlock(&table_lock);
+            free(log);
             return false;
         }
         table = t;
@@ -101,7 +127,7 @@ static bool table_add(char *base, size_t size, int device)
     }
     size_t i = upper(base);
     memmove(&table[i + 1], &table[i], (n_table - i) * sizeof *table);
-    table[i] = (alloc_entry){base, size, device};
+    table[i] = (alloc_entry){base, size, device, log};
     n_table++;
     pthread_mutex_unlock(&table_lock);
     return true;
@@ -122,12 +148,97 @@ static void die(void)
     abort();
 }
 
-void cnn_emu_check(const char *op, const char *arg, int device, const void *p, size_t bytes)
+/* ---- stream ordering ------------------------------------------------------ */
+
+static uint64_t clocks[MAX_SLOTS][MAX_SLOTS]; /* clocks[s][t]: what stream s has seen of t */
+static uint64_t host_clock[MAX_SLOTS];        /* what the host has seen finish */
+static bool slot_used[MAX_SLOTS];
+
+static bool races_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("CNN_EMU_RACES");
+        on = !(v && !strcmp(v, "0"));
+    }
+    return on;
+}
+
+static void merge(uint64_t *into, const uint64_t *from)
+{
+    for (int t = 0; t < MAX_SLOTS; t++)
+        if (from[t] > into[t]) into[t] = from[t];
+}
+
+/* The host has seen everything queued on slot s so far finish. */
+static void host_joins(int s) { merge(host_clock, clocks[s]); }
+
+void cnn_emu_op(const char *op, const cnn_cuda_ctx *ctx)
+{
+    cnn_emu_trace(op, ctx);
+    pthread_mutex_lock(&table_lock);
+    merge(clocks[ctx->slot], host_clock);
+    clocks[ctx->slot][ctx->slot]++;
+    pthread_mutex_unlock(&table_lock);
+}
+
+static void race(const char *op, const char *arg, const void *p, const cnn_cuda_ctx *by,
+                 const char *what, int slot, const char *other_op)
+{
+    fprintf(stderr,
+            "cnn CUDA emulator: %s: argument '%s' = %p on the stream of device %d (context "
+            "#%d) %s context #%d's %s, with no event wait or host sync ordering the two: a "
+            "race on a GPU (CNN_EMU_RACES=0 ignores this)\n",
+            op, arg, p, by->device, by->slot, what, slot, other_op ? other_op : "op");
+    die();
+}
+
+/* Checks and records an access to e by stream `by` (under the lock). */
+static void order(const char *op, const char *arg, const void *p, const cnn_cuda_ctx *by,
+                  const alloc_entry *e, bool write)
+{
+    access_log *g = e->log;
+    int s = by->slot;
+    uint64_t now = clocks[s][s];
+    if (races_on()) {
+        if (g->w_slot >= 0 && g->w_slot != s && clocks[s][g->w_slot] < g->w_time) {
+            pthread_mutex_unlock(&table_lock);
+            race(op, arg, p, by, write ? "overwrites memory last written by"
+                                       : "reads memory last written by",
+                 g->w_slot, g->w_op);
+        }
+        if (write)
+            for (int t = 0; t < MAX_SLOTS; t++)
+                if (t != s && g->r[t] > clocks[s][t]) {
+                    pthread_mutex_unlock(&table_lock);
+                    race(op, arg, p, by, "overwrites memory still being read by", t,
+                         g->r_op[t]);
+                }
+    }
+    if (write) {
+        g->w_slot = s;
+        g->w_time = now;
+        g->w_op = op;
+    } else {
+        g->r[s] = now;
+        g->r_op[s] = op;
+    }
+}
+
+void cnn_emu_access(const char *op, const char *arg, const cnn_cuda_ctx *mem,
+                    const cnn_cuda_ctx *by, const void *p, size_t bytes, bool write)
 {
     if (bytes == 0) return; /* touches nothing */
+    int device = mem->device;
     pthread_mutex_lock(&table_lock);
     const alloc_entry *e = p ? owner(p) : NULL;
     alloc_entry found = e ? *e : (alloc_entry){0};
+    if (e && found.device == device &&
+        bytes <= found.size - (size_t)((const char *)p - found.base)) {
+        order(op, arg, p, by, e, write);
+        pthread_mutex_unlock(&table_lock);
+        return;
+    }
     pthread_mutex_unlock(&table_lock);
     if (!e) {
         fprintf(stderr,
@@ -145,13 +256,11 @@ void cnn_emu_check(const char *op, const char *arg, int device, const void *p, s
                 op, arg, p, found.device, device);
         die();
     }
-    if (bytes > found.size - off) {
-        fprintf(stderr,
-                "cnn CUDA emulator: %s: argument '%s' = %p: %zu bytes from offset %zu run "
-                "past the end of its %zu-byte device allocation\n",
-                op, arg, p, bytes, off, found.size);
-        die();
-    }
+    fprintf(stderr,
+            "cnn CUDA emulator: %s: argument '%s' = %p: %zu bytes from offset %zu run "
+            "past the end of its %zu-byte device allocation\n",
+            op, arg, p, bytes, off, found.size);
+    die();
 }
 
 void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t bytes)
@@ -185,6 +294,18 @@ cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
         return CNN_ERROR(CNN_ERR_ARG, "CUDA device %d does not exist (%d found)", device, count);
     cnn_cuda_ctx *c = calloc(1, sizeof *c);
     if (!c) return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a CUDA context");
+    pthread_mutex_lock(&table_lock);
+    c->slot = -1;
+    for (int s = 0; s < MAX_SLOTS && c->slot < 0; s++)
+        if (!slot_used[s]) {
+            slot_used[s] = true;
+            c->slot = s;
+        }
+    pthread_mutex_unlock(&table_lock);
+    if (c->slot < 0) {
+        free(c);
+        return CNN_ERROR(CNN_ERR_CUDA, "emulator: more than %d CUDA contexts alive", MAX_SLOTS);
+    }
     c->device = device;
     c->ws_limit = CNN_CUDA_DEFAULT_WORKSPACE;
     const char *v = getenv("CNN_CUDA_SYNC");
@@ -193,7 +314,28 @@ cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
     return CNN_OK;
 }
 
-void cnn_cuda_ctx_free(cnn_cuda_ctx *ctx) { free(ctx); }
+/* Like the real one, waits for the stream; then forgets the slot's clocks
+ * (everywhere: a later context may reuse the slot). */
+void cnn_cuda_ctx_free(cnn_cuda_ctx *ctx)
+{
+    if (!ctx) return;
+    int s = ctx->slot;
+    pthread_mutex_lock(&table_lock);
+    host_joins(s);
+    for (int t = 0; t < MAX_SLOTS; t++) {
+        clocks[t][s] = 0;
+        clocks[s][t] = 0;
+    }
+    host_clock[s] = 0;
+    for (size_t i = 0; i < n_table; i++) {
+        access_log *g = table[i].log;
+        if (g->w_slot == s) g->w_slot = -1;
+        g->r[s] = 0;
+    }
+    slot_used[s] = false;
+    pthread_mutex_unlock(&table_lock);
+    free(ctx);
+}
 
 int cnn_cuda_ctx_device(const cnn_cuda_ctx *ctx) { return ctx->device; }
 
@@ -202,7 +344,13 @@ cnn_status cnn_cuda_ctx_use(cnn_cuda_ctx *ctx) { return CNN_OK; }
 /* No streams: the context itself stands for its stream. */
 void *cnn_cuda_ctx_stream(const cnn_cuda_ctx *ctx) { return (void *)ctx; }
 
-cnn_status cnn_cuda_ctx_sync(cnn_cuda_ctx *ctx) { return CNN_OK; }
+cnn_status cnn_cuda_ctx_sync(cnn_cuda_ctx *ctx)
+{
+    pthread_mutex_lock(&table_lock);
+    host_joins(ctx->slot);
+    pthread_mutex_unlock(&table_lock);
+    return CNN_OK;
+}
 
 void cnn_cuda_ctx_set_workspace_limit(cnn_cuda_ctx *ctx, size_t bytes) { ctx->ws_limit = bytes; }
 
@@ -258,6 +406,10 @@ void cnn_cuda_free(cnn_cuda_ctx *ctx, void *p)
     size_t i = upper(p);
     bool ok = i > 0 && table[i - 1].base == (char *)p;
     if (ok) {
+        /* cudaFree waits for the whole device: the host joins its streams. */
+        for (int s = 0; s < MAX_SLOTS; s++)
+            if (slot_used[s]) host_joins(s);
+        free(table[i - 1].log);
         memmove(&table[i - 1], &table[i], (n_table - i) * sizeof *table);
         n_table--;
     }
@@ -283,7 +435,7 @@ void cnn_cuda_free_host(void *p) { free(p); }
 
 cnn_status cnn_cuda_upload(cnn_cuda_ctx *ctx, void *dev, const void *host, size_t bytes)
 {
-    cnn_emu_trace("cnn_cuda_upload", ctx);
+    cnn_emu_op("cnn_cuda_upload", ctx);
     EMU_DEV(ctx, "cnn_cuda_upload", dev, bytes);
     cnn_emu_check_host("cnn_cuda_upload", "host", host, bytes);
     if (bytes) memcpy(dev, host, bytes);
@@ -292,7 +444,7 @@ cnn_status cnn_cuda_upload(cnn_cuda_ctx *ctx, void *dev, const void *host, size_
 
 cnn_status cnn_cuda_download(cnn_cuda_ctx *ctx, void *host, const void *dev, size_t bytes)
 {
-    cnn_emu_trace("cnn_cuda_download", ctx);
+    cnn_emu_op("cnn_cuda_download", ctx);
     EMU_DEV(ctx, "cnn_cuda_download", dev, bytes);
     cnn_emu_check_host("cnn_cuda_download", "host", host, bytes);
     if (bytes) memcpy(host, dev, bytes);
@@ -301,7 +453,7 @@ cnn_status cnn_cuda_download(cnn_cuda_ctx *ctx, void *host, const void *dev, siz
 
 cnn_status cnn_cuda_copy_bytes(cnn_cuda_ctx *ctx, void *dst, const void *src, size_t bytes)
 {
-    cnn_emu_trace("cnn_cuda_copy_bytes", ctx);
+    cnn_emu_op("cnn_cuda_copy_bytes", ctx);
     if (dst == src || bytes == 0) return CNN_OK;
     EMU_DEV(ctx, "cnn_cuda_copy_bytes", dst, bytes);
     EMU_DEV(ctx, "cnn_cuda_copy_bytes", src, bytes);
@@ -314,7 +466,8 @@ cnn_status cnn_cuda_copy_bytes(cnn_cuda_ctx *ctx, void *dst, const void *src, si
 struct cnn_cuda_event {
     int device;
     bool timing, recorded;
-    double ms; /* host clock at the last record */
+    double ms;                 /* host clock at the last record */
+    uint64_t clock[MAX_SLOTS]; /* the recording stream's clock then */
 };
 
 cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing, cnn_cuda_event **out)
@@ -330,10 +483,13 @@ void cnn_cuda_event_free(cnn_cuda_event *e) { free(e); }
 
 cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e)
 {
-    cnn_emu_trace("cnn_cuda_event_record", ctx);
     if (e->device != ctx->device)
         return CNN_ERROR(CNN_ERR_CUDA, "cudaEventRecord: event of device %d recorded on a "
                          "stream of device %d (emulated)", e->device, ctx->device);
+    cnn_emu_op("cnn_cuda_event_record", ctx);
+    pthread_mutex_lock(&table_lock);
+    memcpy(e->clock, clocks[ctx->slot], sizeof e->clock);
+    pthread_mutex_unlock(&table_lock);
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     e->ms = t.tv_sec * 1e3 + t.tv_nsec / 1e6;
@@ -343,8 +499,12 @@ cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e)
 
 cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e)
 {
-    cnn_emu_trace("cnn_cuda_wait_event", ctx);
     if (!e) return CNN_ERROR(CNN_ERR_ARG, "cnn_cuda_wait_event: no event");
+    cnn_emu_op("cnn_cuda_wait_event", ctx);
+    /* An event never recorded is complete: waiting on it orders nothing. */
+    pthread_mutex_lock(&table_lock);
+    merge(clocks[ctx->slot], e->clock);
+    pthread_mutex_unlock(&table_lock);
     return CNN_OK;
 }
 
@@ -357,6 +517,9 @@ cnn_status cnn_cuda_event_elapsed(const cnn_cuda_event *start, const cnn_cuda_ev
     if (!start->recorded || !end->recorded)
         return CNN_ERROR(CNN_ERR_CUDA, "cudaEventElapsedTime: event not recorded (emulated)");
     *ms = (float)(end->ms - start->ms);
+    pthread_mutex_lock(&table_lock);
+    merge(host_clock, end->clock); /* cudaEventElapsedTime waits for `end` */
+    pthread_mutex_unlock(&table_lock);
     return CNN_OK;
 }
 
@@ -369,10 +532,11 @@ cnn_status cnn_cuda_enable_peer(cnn_cuda_ctx *dst, cnn_cuda_ctx *src, bool *peer
 cnn_status cnn_cuda_copy_peer(cnn_cuda_ctx *dst_ctx, void *dst, cnn_cuda_ctx *src_ctx,
                               const void *src, size_t bytes)
 {
-    cnn_emu_trace("cnn_cuda_copy_peer", dst_ctx);
+    cnn_emu_op("cnn_cuda_copy_peer", dst_ctx);
     if (bytes == 0) return CNN_OK;
     EMU_DEV(dst_ctx, "cnn_cuda_copy_peer", dst, bytes);
-    EMU_DEV(src_ctx, "cnn_cuda_copy_peer", src, bytes);
+    /* Read by dst_ctx's stream, from src_ctx's device. */
+    cnn_emu_access("cnn_cuda_copy_peer", "src", src_ctx, dst_ctx, src, bytes, false);
     if (dst != src) memmove(dst, src, bytes);
     return CNN_OK;
 }

@@ -13,7 +13,7 @@
 #include "emu.h"
 #include "solvers/solver.h"
 
-#define TRACE(ctx) cnn_emu_trace(__func__, ctx)
+#define TRACE(ctx) cnn_emu_op(__func__, ctx)
 #define DEV_F(p, n) EMU_F(ctx, __func__, p, n)
 #define DEV_I(p, n) EMU_I(ctx, __func__, p, n)
 #define OPT_F(p, n) EMU_OPT_F(ctx, __func__, p, n)
@@ -933,8 +933,9 @@ cnn_status cnn_cuda_concat_copy(cnn_cuda_ctx *ctx, size_t outer, size_t chunk, s
     if (at + chunk > y_chunk)
         return CNN_ERROR(CNN_ERR_ARG, "concat: columns [%zu, %zu) outside %zu", at, at + chunk,
                          y_chunk);
-    DEV_F(x, outer * chunk);
-    DEV_F(y, outer * y_chunk);
+    /* One side is read, the other written. */
+    cnn_emu_access(__func__, "x", ctx, ctx, x, outer * chunk * sizeof(float), !to_y);
+    cnn_emu_access(__func__, "y", ctx, ctx, y, outer * y_chunk * sizeof(float), to_y);
     for (size_t o = 0; o < outer; o++) {
         float *xr = x + o * chunk, *yr = y + o * y_chunk + at;
         memmove(to_y ? yr : xr, to_y ? xr : yr, chunk * sizeof(float));
@@ -954,7 +955,7 @@ static cnn_status operands(cnn_cuda_ctx *ctx, const char *op, int k, const float
     for (int i = 0; i < k; i++) {
         char name[32];
         snprintf(name, sizeof name, "operand %d", i);
-        cnn_emu_check(op, name, ctx->device, xs[i], n * sizeof(float));
+        cnn_emu_access(op, name, ctx, ctx, xs[i], n * sizeof(float), false);
     }
     return CNN_OK;
 }
