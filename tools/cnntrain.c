@@ -312,9 +312,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (devices) dev.mode = CNN_TOOL_DEV_CPU; /* --devices alone asks for the CPU */
+    /* On the CPU one logical device unless --devices; on a GPU as many as
+     * the model names (--gpus: as many as listed), each with its stream. */
     cnn_net_opts no = cnn_net_default_opts();
-    no.devices = devices ? devices : 1;
     if (cnn_tool_dev_resolve(&dev, &no)) return 1;
+    if (!cnn_tool_dev_gpu(&dev)) no.devices = devices ? devices : 1;
     o.devices = no.devices;
     o.gpus = no.gpus;
     memcpy(o.gpu, no.gpu, sizeof o.gpu);
