@@ -4,8 +4,8 @@
  * gradients), dropout masks, every solver type with L1 and L2 decay, two
  * logical devices on one GPU (and on two GPUs when there are two), the CPU
  * fallback for a layer without a GPU path, snapshots, weights loading and
- * cnn_net_sync_host after GPU steps, the TEST net, a GPU that does not
- * exist, and (on the emulator) no device memory left after the nets are
+ * cnn_net_sync_host after GPU steps, the TEST net, the training loop
+ * (display, test, snapshot), NaN losses, a GPU that does not exist, and (on the emulator) no device memory left after the nets are
  * freed.
  *
  * Built twice: against lib/libcnn.a (skips without a CUDA device) and
@@ -805,6 +805,113 @@ START_TEST(test_no_device_memory_left)
 }
 END_TEST
 
+/* The training loop on the GPU: displayed losses (read back from the device
+ * only there), test passes and snapshots, as on the CPU. */
+typedef struct {
+    int n_display, n_test, n_snapshot;
+    double display[16], test[16];
+} solve_log;
+
+static void log_event(const cnn_solver_event *e, void *user)
+{
+    solve_log *g = user;
+    if (e->kind == CNN_EV_DISPLAY && g->n_display < 16) g->display[g->n_display++] = e->loss;
+    if (e->kind == CNN_EV_TEST && g->n_test < 16) g->test[g->n_test++] = e->test->loss;
+    if (e->kind == CNN_EV_SNAPSHOT) g->n_snapshot++;
+}
+
+START_TEST(test_solve_loop)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cnn_gpu_net_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    char text[8192];
+    snprintf(text, sizeof text,
+             "%slayer { name: \"acc\" type: \"Accuracy\" bottom: \"sum\" bottom: \"label\" "
+             "top: \"accuracy\" include { phase: TEST } }\n"
+             "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 max_iter: 6 display: 2 "
+             "average_loss: 2 test_iter: 2 test_interval: 3 snapshot: 3 random_seed: 8 "
+             "snapshot_prefix: \"%s/solve\" }\n",
+             ONE_DEVICE, tmpdir);
+    solve_log g[2] = {{0}};
+    for (int k = 0; k < 2; k++) {
+        cnn_solver *s = make_solver(text, k, GPU0, 0);
+        fill_inputs(cnn_solver_test_net(s), 30, 10);
+        ck_assert_msg(cnn_solver_solve(s, NULL, log_event, &g[k]) == CNN_OK, "%s solve: %s",
+                      k ? "GPU" : "CPU", cnn_error_message());
+        cnn_solver_free(s);
+    }
+    ck_assert_int_eq(g[0].n_display, 3);
+    ck_assert_int_eq(g[1].n_display, g[0].n_display);
+    ck_assert_int_eq(g[1].n_test, g[0].n_test);
+    ck_assert_int_eq(g[1].n_snapshot, g[0].n_snapshot);
+    for (int i = 0; i < g[0].n_display; i++) {
+        printf("  display %d: loss CPU %.7f GPU %.7f\n", i, g[0].display[i], g[1].display[i]);
+        ck_assert(fabs(g[0].display[i] - g[1].display[i]) <= tol_pass() * fabs(g[0].display[i]));
+    }
+    for (int i = 0; i < g[0].n_test; i++) {
+        printf("  test %d: loss CPU %.7f GPU %.7f\n", i, g[0].test[i], g[1].test[i]);
+        ck_assert(fabs(g[0].test[i] - g[1].test[i]) <= tol_pass() * fabs(g[0].test[i]));
+    }
+    rm_tmpdir();
+}
+END_TEST
+
+/* Inputs with a NaN from batch *user on. */
+static cnn_status feed_nan(cnn_net *n, uint64_t batch, void *user)
+{
+    fill_inputs(n, batch, 10);
+    if (batch >= *(const uint64_t *)user) {
+        cnn_tensor *d = cnn_net_blob(n, "data");
+        d->data[3] = NAN;
+        cnn_host_wrote_data(d);
+    }
+    return CNN_OK;
+}
+
+/* A NaN loss is CNN_ERR_NUMERIC and leaves the weights alone, on the GPU
+ * as on the CPU; the training loop reports it too. (A regression: softmax
+ * losses clamp a NaN probability to FLT_MIN, Caffe's way.) */
+START_TEST(test_nan_loss)
+{
+    const char *text =
+        INPUT("data", "dim: 4 dim: 6") INPUT("target", "dim: 4 dim: 3")
+        "layer { name: \"conv1\" type: \"InnerProduct\" bottom: \"data\" top: \"y\" "
+        "  inner_product_param { num_output: 3 " FILL_G FILL_B "} }\n"
+        "layer { name: \"loss\" type: \"EuclideanLoss\" bottom: \"y\" bottom: \"target\" "
+        "  top: \"loss\" }\n"
+        "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 max_iter: 4 display: 2 "
+        "random_seed: 8 }\n";
+    static const uint64_t from = 2;
+    for (int k = 0; k < 2; k++) {
+        cnn_solver *s = make_solver(text, k, GPU0, 0);
+        cnn_solver_set_feed(s, feed_nan, (void *)&from);
+        float loss;
+        for (int i = 0; i < 2; i++)
+            ck_assert_msg(cnn_solver_step(s, &loss) == CNN_OK, "%s", cnn_error_message());
+        cnn_net *n = cnn_solver_net(s);
+        sync_host(n);
+        cnn_tensor *w = cnn_net_param(n, "conv1", 0);
+        float *before = malloc(w->count * sizeof(float));
+        memcpy(before, w->data, w->count * sizeof(float));
+        cnn_status st = cnn_solver_step(s, &loss);
+        printf("  %s: step with a NaN input: status %d (%s)\n", k ? "GPU" : "CPU", st,
+               cnn_error_message());
+        ck_assert_int_eq(st, CNN_ERR_NUMERIC);
+        sync_host(n);
+        ck_assert_msg(rel_err(before, w->data, w->count) == 0, "weights changed");
+        free(before);
+        cnn_solver_free(s);
+        /* The loop, which reads GPU losses back only at display iterations. */
+        s = make_solver(text, k, GPU0, 0);
+        cnn_solver_set_feed(s, feed_nan, (void *)&from);
+        st = cnn_solver_solve(s, NULL, NULL, NULL);
+        printf("  %s: solve: status %d (%s)\n", k ? "GPU" : "CPU", st, cnn_error_message());
+        ck_assert_int_eq(st, CNN_ERR_NUMERIC);
+        cnn_solver_free(s);
+    }
+}
+END_TEST
+
 /* ---- (h) bad input ------------------------------------------------------------------------------ */
 
 START_TEST(test_missing_gpu_is_an_error)
@@ -846,22 +953,38 @@ int main(void)
     if (cnn_cuda_describe(0, desc, sizeof desc) == CNN_OK) printf("check_gpu_net on %s\n", desc);
     emulated = strstr(desc, "emulated") != NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* Cases by subject (CK_RUN_CASE=solvers runs one); the memory check last. */
     Suite *s = suite_create("gpu_net");
-    TCase *tc = tcase_create("gpu_net");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, test_missing_gpu_is_an_error);
-    tcase_add_test(tc, test_dropout_same_mask);
-    tcase_add_test(tc, test_every_gpu_layer_forward_backward);
-    tcase_add_test(tc, test_every_gpu_layer_test_phase);
-    tcase_add_test(tc, test_cpu_fallback_in_gpu_net);
-    tcase_add_test(tc, test_two_logical_devices_one_gpu);
-    tcase_add_test(tc, test_two_logical_devices_two_gpus);
-    tcase_add_test(tc, test_solver_types);
-    tcase_add_test(tc, test_snapshot_after_gpu_steps);
-    tcase_add_test(tc, test_lenet_20_iterations);
-    tcase_add_test(tc, test_solver_test_net);
-    tcase_add_test(tc, test_cifar10_quick_20_iterations);
-    tcase_add_test(tc, test_no_device_memory_left);
-    suite_add_tcase(s, tc);
+    const struct {
+        const char *tcase;
+        const TTest *test;
+    } tests[] = {
+        {"errors", test_missing_gpu_is_an_error},
+        {"layers", test_dropout_same_mask},
+        {"layers", test_every_gpu_layer_forward_backward},
+        {"layers", test_every_gpu_layer_test_phase},
+        {"layers", test_cpu_fallback_in_gpu_net},
+        {"devices", test_two_logical_devices_one_gpu},
+        {"devices", test_two_logical_devices_two_gpus},
+        {"solvers", test_solver_types},
+        {"solvers", test_snapshot_after_gpu_steps},
+        {"solvers", test_solver_test_net},
+        {"solvers", test_solve_loop},
+        {"solvers", test_nan_loss},
+        {"nets", test_lenet_20_iterations},
+        {"nets", test_cifar10_quick_20_iterations},
+        {"memory", test_no_device_memory_left},
+    };
+    TCase *tc = NULL;
+    const char *cur = "";
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+        if (strcmp(cur, tests[i].tcase)) {
+            cur = tests[i].tcase;
+            tc = tcase_create(tests[i].tcase);
+            tcase_set_timeout(tc, 600);
+            suite_add_tcase(s, tc);
+        }
+        tcase_add_test(tc, tests[i].test);
+    }
     return cnn_test_run(s) != 0;
 }
