@@ -5,8 +5,9 @@
  * feed a classification loss or Accuracy as labels get valid class indices.
  *
  * On a GPU each layer with a GPU path is timed with CUDA events recorded on
- * its context's stream around it; a layer that runs on the host is timed
- * with the clock after the streams have drained. The iteration time is then
+ * its context's stream around it (uploads of host-written bottoms, such as
+ * the input batch, queued before the first); a layer that runs on the host
+ * is timed with the clock after the streams have drained. The iteration time is then
  * measured separately, as training runs it: N more iterations of
  * cnn_net_forward and cnn_net_backward (all devices concurrently), from the
  * drained streams to the drained streams. */
@@ -187,6 +188,12 @@ static cnn_status timed_pass(cnn_net *n, const gpu_timer *tm, int i, bool backwa
     cnn_layer *l = cnn_net_layer(n, i);
     cnn_cuda_event *const *ev = tm->ev ? &tm->ev[4 * i + (backward ? 2 : 0)] : NULL;
     if (ev && ev[0]) {
+        /* Bottoms the host wrote (the input batch) are uploaded before the
+         * start event: a layer's time is its own work. */
+        for (int b = 0; b < l->n_bottom && !backward; b++) {
+            const float *p;
+            CNN_TRY(cnn_gpu_read(l->bottom[b], &p));
+        }
         CNN_TRY(cnn_cuda_event_record(l->cuda, ev[0]));
         CNN_TRY(backward ? cnn_net_layer_backward(n, i) : cnn_net_layer_forward(n, i));
         CNN_TRY(cnn_cuda_event_record(l->cuda, ev[1]));
