@@ -26,9 +26,14 @@
 
 static bool emulated;
 
-/* Relative tolerances: one forward/backward pass, and after 20 iterations. */
+/* Relative tolerances: one forward/backward pass (and a few solver steps);
+ * losses after 20 iterations; weights after 20 iterations (looser: cifar10-
+ * quick's conv1 weights are tiny and their gradients sums that cancel, so
+ * summation order shows: 8e-4 when only the emulator's GEMM chunking
+ * differed from the CPU's). */
 static double tol_pass(void) { return emulated ? 1e-5 : 1e-3; }
 static double tol_train(void) { return emulated ? 1e-5 : 2e-3; }
+static double tol_weights(void) { return emulated ? 1e-5 : 1e-2; }
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -262,8 +267,6 @@ static cnn_solver *make_solver(const char *text, int ngpu, const int *ids, int d
     return s;
 }
 
-/* Trains `iters` iterations on the CPU and on GPU 0 from the same seed;
- * returns the largest relative loss difference, checks the final weights. */
 static double now(void)
 {
     struct timespec t;
@@ -271,7 +274,10 @@ static double now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static void train_both(const char *what, const char *text, int iters, double tol)
+/* Trains `iters` iterations on the CPU and on GPU 0 from the same seed and
+ * checks every loss against `tol` and the final weights against `wtol`. */
+static void train_both(const char *what, const char *text, int iters, double tol,
+                       double wtol)
 {
     cnn_solver *cpu = make_solver(text, 0, NULL, 0), *gpu = make_solver(text, 1, GPU0, 0);
     double worst = 0, t_cpu = 0, t_gpu = 0;
@@ -293,7 +299,7 @@ static void train_both(const char *what, const char *text, int iters, double tol
            "%.2f s on the CPU, %.2f s on the GPU\n",
            what, iters, worst, tol, t_cpu, t_gpu);
     ck_assert_msg(worst <= tol, "%s: losses differ by %.3g (> %.3g)", what, worst, tol);
-    double w = compare_params(cnn_solver_net(cpu), cnn_solver_net(gpu), false, tol);
+    double w = compare_params(cnn_solver_net(cpu), cnn_solver_net(gpu), false, wtol);
     printf("  %s: largest relative weight difference %.3g\n", what, w);
     cnn_solver_free(cpu);
     cnn_solver_free(gpu);
@@ -311,7 +317,7 @@ START_TEST(test_lenet_20_iterations)
         "input_param { shape { dim: 64 } } }\n",
         "solver { base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: \"inv\" "
         "gamma: 0.0001 power: 0.75 max_iter: 20 random_seed: 1 }\n");
-    train_both("LeNet", text, 20, tol_train());
+    train_both("LeNet", text, 20, tol_train(), tol_weights());
     free(text);
 }
 END_TEST
@@ -326,7 +332,7 @@ START_TEST(test_cifar10_quick_20_iterations)
         "input_param { shape { dim: 100 } } }\n",
         "solver { base_lr: 0.001 momentum: 0.9 weight_decay: 0.004 lr_policy: \"fixed\" "
         "max_iter: 20 random_seed: 1 }\n");
-    train_both("cifar10-quick", text, 20, tol_train());
+    train_both("cifar10-quick", text, 20, tol_train(), tol_weights());
     free(text);
 }
 END_TEST
@@ -534,7 +540,7 @@ START_TEST(test_solver_types)
                      types[t], regs[r]);
             snprintf(what, sizeof what, "%s, %s", types[t], regs[r]);
             printf("  %s\n", what);
-            train_both(what, text, 5, tol_pass());
+            train_both(what, text, 5, tol_pass(), tol_pass());
         }
 }
 END_TEST
