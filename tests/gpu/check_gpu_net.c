@@ -346,7 +346,11 @@ END_TEST
 #define FILL_B "bias_filler { type: \"uniform\" min: -0.2 max: 0.2 } "
 
 /* conv2 feeds BatchNorm, which removes every channel's mean: a bias there
- * would have a gradient of rounding noise, so it has none. */
+ * would have a gradient of rounding noise, so it has none. Also covered:
+ * group and dilation, rectangular kernels, a convolution with two bottom/top
+ * pairs, global pooling, softmax over channels of images, Scale by a second
+ * bottom, in-place PReLU (shared slope), ELU and ReLU, a transposed inner
+ * product, losses and accuracy with an ignored label. */
 static const char *const ALL_LAYERS =
     "force_backward: true\n" INPUT("data", "dim: 4 dim: 4 dim: 10 dim: 10")
     INPUT("label", "dim: 4") INPUT("target", "dim: 4 dim: 6")
@@ -380,8 +384,22 @@ static const char *const ALL_LAYERS =
     "  eltwise_param { operation: MAX } }\n"
     "layer { name: \"prod\" type: \"Eltwise\" bottom: \"lrn_a\" bottom: \"prelu\" "
     "  top: \"prod\" eltwise_param { operation: PROD } }\n"
-    "layer { name: \"cat\" type: \"Concat\" bottom: \"sum\" bottom: \"max\" bottom: \"prod\" "
-    "  top: \"cat\" }\n"
+    "layer { name: \"sm4\" type: \"Softmax\" bottom: \"conv3\" top: \"sm4\" }\n"
+    "layer { name: \"scale2\" type: \"Scale\" bottom: \"lrn_a\" bottom: \"target\" "
+    "  top: \"scaled\" scale_param { axis: 0 } }\n"
+    "layer { name: \"convs\" type: \"Convolution\" bottom: \"sum\" bottom: \"max\" "
+    "  top: \"cs1\" top: \"cs2\" "
+    "  convolution_param { num_output: 6 kernel_size: 3 pad: 1 " FILL_G FILL_B "} }\n"
+    "layer { name: \"pglob\" type: \"Pooling\" bottom: \"conv3\" top: \"pglob\" "
+    "  pooling_param { pool: AVE global_pooling: true } }\n"
+    "layer { name: \"pglob_r\" type: \"Reshape\" bottom: \"pglob\" top: \"pglob_r\" "
+    "  reshape_param { shape { dim: 0 dim: -1 } } }\n"
+    "layer { name: \"euclid_g\" type: \"EuclideanLoss\" bottom: \"pglob_r\" "
+    "  bottom: \"target\" top: \"euclid_g\" }\n"
+    "layer { name: \"cat\" type: \"Concat\" bottom: \"prod\" bottom: \"sm4\" "
+    "  bottom: \"scaled\" bottom: \"cs1\" bottom: \"cs2\" top: \"cat\" }\n"
+    "layer { name: \"prelu2\" type: \"PReLU\" bottom: \"cat\" top: \"cat\" "
+    "  prelu_param { channel_shared: true filler { type: \"constant\" value: 0.3 } } }\n"
     "layer { name: \"tanh\" type: \"TanH\" bottom: \"cat\" top: \"tanh\" }\n"
     "layer { name: \"flat\" type: \"Flatten\" bottom: \"tanh\" top: \"flat\" }\n"
     "layer { name: \"ip1\" type: \"InnerProduct\" bottom: \"flat\" top: \"ip1\" "
@@ -392,16 +410,16 @@ static const char *const ALL_LAYERS =
     "layer { name: \"ip2\" type: \"InnerProduct\" bottom: \"drop\" top: \"ip2\" "
     "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
     "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip2\" bottom: \"label\" "
-    "  top: \"loss\" }\n"
+    "  top: \"loss\" loss_param { ignore_label: 3 } }\n"
     "layer { name: \"acc\" type: \"Accuracy\" bottom: \"ip2\" bottom: \"label\" top: \"acc\" "
-    "  accuracy_param { top_k: 3 } }\n"
+    "  accuracy_param { top_k: 3 ignore_label: 3 } }\n"
     "layer { name: \"prob\" type: \"Softmax\" bottom: \"ip2\" top: \"prob\" }\n"
     "layer { name: \"reshape\" type: \"Reshape\" bottom: \"prob\" top: \"prob_r\" "
     "  reshape_param { shape { dim: 0 dim: 2 dim: -1 } } }\n"
     "layer { name: \"euclid_sm\" type: \"EuclideanLoss\" bottom: \"prob_r\" "
     "  bottom: \"target_sm\" top: \"euclid_sm\" loss_weight: 3 }\n"
     "layer { name: \"ip3\" type: \"InnerProduct\" bottom: \"drop\" top: \"ip3\" "
-    "  inner_product_param { num_output: 6 " FILL_G FILL_B "} }\n"
+    "  inner_product_param { num_output: 6 transpose: true " FILL_G FILL_B "} }\n"
     "layer { name: \"sig\" type: \"Sigmoid\" bottom: \"ip3\" top: \"sig\" }\n"
     "layer { name: \"euclid\" type: \"EuclideanLoss\" bottom: \"sig\" bottom: \"target\" "
     "  top: \"euclid\" loss_weight: 2 }\n"
@@ -416,6 +434,11 @@ START_TEST(test_every_gpu_layer_forward_backward)
     for (int pass = 0; pass < 2; pass++) {
         fill_inputs(cpu, (uint64_t)pass, 10);
         fill_inputs(gpu, (uint64_t)pass, 10);
+        for (int k = 0; k < 2; k++) { /* one ignored label */
+            cnn_tensor *label = cnn_net_blob(k ? gpu : cpu, "label");
+            label->data[1] = 3.f;
+            cnn_host_wrote_data(label);
+        }
         float lc = NAN, lg = NAN;
         step_pass(cpu, &lc);
         step_pass(gpu, &lg);
