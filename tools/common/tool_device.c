@@ -97,6 +97,7 @@ int cnn_tool_dev_arg(cnn_tool_dev *d, int argc, char **argv, int *i)
     if (!strcmp(a, "--cpu")) {
         d->mode = CNN_TOOL_DEV_CPU;
         d->n = 0;
+        d->list = false;
         return 1;
     }
     if (!strcmp(a, "--deterministic")) {
