@@ -96,6 +96,15 @@ $(B)/tests/emu/%: tests/gpu/%.c tests/testutil.h lib/libcnn_emu.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_emu.a $(CHECK_LIBS) $(EMU_LDLIBS)
 
+# The tools on the emulator, for trying the GPU paths of the tools on the
+# CPU (`make emu-tools`, then e.g. build/emu/bin/cnntrain --gpu 0 …).
+EMU_TOOLS := $(patsubst tools/%.c,$(B)/emu/bin/%,$(wildcard tools/*.c))
+emu-tools: $(EMU_TOOLS)
+
+$(B)/emu/bin/%: tools/%.c lib/libcnn_emu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MF $(B)/emu/bin/$*.d $< -o $@ lib/libcnn_emu.a $(EMU_LDLIBS)
+
 # The emulator's own checks.
 $(B)/tests/emu/check_emu: tests/emu/check_emu.c tests/testutil.h lib/libcnn_emu.a
 	@mkdir -p $(@D)
@@ -107,6 +116,6 @@ test: all
 clean:
 	rm -rf $(B) lib bin
 
-.PHONY: all test clean
+.PHONY: all test clean emu-tools
 .SECONDARY:
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
