@@ -10,6 +10,8 @@
 #
 # CUDA's own libraries (cudart, cuBLAS, cuDNN) and glibc are not shipped:
 # run.sh finds the GPU machine's (CUDA toolkit or PyTorch's nvidia wheels).
+# The archive also carries the GPU benchmarks and the model files they read,
+# so that a checkout without them still runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 nice -n 19 make -j2 >/dev/null
@@ -19,6 +21,9 @@ mkdir -p "$stage/build/tests/gpu" "$stage/bin" "$stage/build/gpu-libs"
 cp build/tests/gpu/check_* "$stage/build/tests/gpu/"
 rm -f "$stage"/build/tests/gpu/*.d
 cp bin/* "$stage/bin/" 2>/dev/null || true
+mkdir -p "$stage/bench" "$stage/models"
+cp bench/gpu_* bench/torch_gpu.py bench/torch_lenet.py "$stage/bench/"
+cp models/caffenet.cfg models/alexnet_2gpu.cfg "$stage/models/"
 # Shared libraries outside glibc and CUDA that the binaries load.
 for f in "$stage"/build/tests/gpu/* "$stage"/bin/*; do
     ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'
