@@ -17,6 +17,7 @@
 #include "core/image.h"
 #include "core/preprocess.h"
 #include "core/vis.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static void usage(FILE *f)
 {
@@ -30,7 +31,8 @@ static void usage(FILE *f)
             "              [--epsilons E1,E2,...] [--json]\n"
             "Epsilons and --alpha are in pixel units (0..255), converted with the input's\n"
             "transform_param scale. Common: --labels FILE (class names), --bgr, --input BLOB,\n"
-            "--scores BLOB. Runs on the CPU (--cpu accepted; --gpu is refused).\n"
+            "--scores BLOB. Runs on CUDA device 0 when there is one (--gpu N, --cpu,\n"
+            "--workspace-mb N, --deterministic choose; device named on stderr).\n"
             "See docs/vis.md.\n");
 }
 
@@ -41,6 +43,7 @@ typedef struct {
     int label, target, iterations, batches;
     float eps, alpha, amplify;
     bool has_eps, json, bgr, no_early;
+    cnn_tool_dev dev;
     char **args;
     int n_args;
 } opts;
@@ -92,6 +95,7 @@ static int parse_args(int argc, char **argv, opts *o)
     o->alpha = 1.f;
     o->amplify = NAN;
     o->iterations = -1;
+    cnn_tool_dev_init(&o->dev, "cnnadv", false);
     if (!(o->args = calloc((size_t)argc, sizeof *o->args))) return 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -99,12 +103,9 @@ static int parse_args(int argc, char **argv, opts *o)
             usage(stdout);
             exit(0);
         }
-        if (!strcmp(a, "--cpu")) continue; /* the only device (see below) */
-        if (!strcmp(a, "--gpu") || !strcmp(a, "--gpus")) {
-            fprintf(stderr, "%s: runs on the CPU only (core/adversarial.c works on host copies of the "
-                            "blobs between passes); drop %s\n", "cnnadv", a);
-            return 2;
-        }
+        int d = cnn_tool_dev_arg(&o->dev, argc, argv, &i);
+        if (d < 0) return 2;
+        if (d > 0) continue;
         if (a[0] != '-' || !a[1]) {
             o->args[o->n_args++] = argv[i];
             continue;
@@ -186,7 +187,11 @@ static int model_load(const opts *o, model *m)
     if (!o->model || !o->weights)
         return usage_error(o->cmd, !o->model ? "--model is required" : "--weights is required");
     cnn_net_opts no = cnn_net_default_opts();
+    cnn_tool_dev dev = o->dev;
+    char desc[512];
     no.phase = CNN_TEST;
+    if (cnn_tool_dev_resolve(&dev, &no)) return 1;
+    fprintf(stderr, "cnnadv: device %s\n", cnn_tool_dev_describe(&dev, desc, sizeof desc));
     if (cnn_net_from_file(o->model, &no, &m->net) != CNN_OK ||
         cnn_weights_load_any(m->net, o->weights, false) != CNN_OK ||
         cnn_vis_find_input(m->net, o->input, &m->in) != CNN_OK ||

@@ -17,6 +17,7 @@
 #include "core/plot.h"
 #include "core/preprocess.h"
 #include "core/vis.h"
+#include "common/tool_device.c" /* until the Makefile links tools/common/ */
 
 static void usage(FILE *f)
 {
@@ -34,7 +35,8 @@ static void usage(FILE *f)
             "  curves      LOG [--title T] [--width W] [--height H]\n"
             "Common: --out F.png (output PNG), --zoom Z (pixels per value), --pad P, --cols N,\n"
             "        --input BLOB, --scores BLOB, --labels FILE (class names), --bgr.\n"
-            "Runs on the CPU (--cpu accepted; --gpu is refused).\n"
+            "Runs on CUDA device 0 when there is one (--gpu N, --cpu, --workspace-mb N,\n"
+            "--deterministic choose; device named on stderr).\n"
             "See docs/vis.md.\n");
 }
 
@@ -45,6 +47,7 @@ typedef struct {
     int cls, channel, k, zoom, pad, cols, iterations, patch, stride, width, height, batches;
     float lr, l2, alpha, fill;
     bool has_fill, bgr, per_channel;
+    cnn_tool_dev dev;
     char **args;
     int n_args;
 } opts;
@@ -113,6 +116,7 @@ static int parse_args(int argc, char **argv, opts *o)
     o->lr = NAN;
     o->l2 = NAN;
     o->alpha = 0.6f;
+    cnn_tool_dev_init(&o->dev, "cnnvis", false);
     if (!(o->args = calloc((size_t)argc, sizeof *o->args))) return 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -120,12 +124,9 @@ static int parse_args(int argc, char **argv, opts *o)
             usage(stdout);
             exit(0);
         }
-        if (!strcmp(a, "--cpu")) continue; /* the only device (see below) */
-        if (!strcmp(a, "--gpu") || !strcmp(a, "--gpus")) {
-            fprintf(stderr, "%s: runs on the CPU only (core/vis.c works on host copies of the "
-                            "blobs between passes); drop %s\n", "cnnvis", a);
-            return 2;
-        }
+        int d = cnn_tool_dev_arg(&o->dev, argc, argv, &i);
+        if (d < 0) return 2;
+        if (d > 0) continue;
         if (a[0] != '-' || !a[1]) {
             o->args[o->n_args++] = argv[i];
             continue;
@@ -225,7 +226,11 @@ static int model_load(const opts *o, bool scores, bool needs_input_layer, model 
     if (!o->model || !o->weights)
         return usage_error(o->cmd, !o->model ? "--model is required" : "--weights is required");
     cnn_net_opts no = cnn_net_default_opts();
+    cnn_tool_dev dev = o->dev;
+    char desc[512];
     no.phase = CNN_TEST;
+    if (cnn_tool_dev_resolve(&dev, &no)) return 1;
+    fprintf(stderr, "cnnvis: device %s\n", cnn_tool_dev_describe(&dev, desc, sizeof desc));
     if (cnn_net_from_file(o->model, &no, &m->net) != CNN_OK ||
         cnn_weights_load_any(m->net, o->weights, false) != CNN_OK ||
         cnn_vis_find_input(m->net, o->input, &m->in) != CNN_OK ||
