@@ -3,7 +3,7 @@
 # no GPU is visible (CUDA_VISIBLE_DEVICES= hides any): the default is the CPU
 # and the tools say why, --cpu is accepted, --gpu/--gpus name the missing
 # device and exit 1, malformed values and --gpu with --gpus exit 2, cnninfo
-# --gpus shows physical devices without a GPU, cnnvis/cnnadv refuse --gpu.
+# --gpus shows physical devices without a GPU.
 set -u
 cd "$(dirname "$0")/.."
 export CUDA_VISIBLE_DEVICES=
@@ -74,10 +74,13 @@ for args in "--gpu x" "--gpus 0,x" "--gpus ,0" "--gpu 0 --gpus 0" "--workspace-m
 done
 bin/cnntrain "$T/tiny.cfg" --gpus 0 --devices 2 > /dev/null 2>&1
 [ $? -eq 2 ] && ok "cnntrain --gpus with --devices: exit 2" || bad "cnntrain --gpus --devices"
-for t in "cnnvis filters" "cnnadv fgsm"; do
-    out=$(bin/$t --gpu 0 2>&1)
-    [ $? -eq 2 ] && echo "$out" | grep -q "runs on the CPU only" && ok "$t --gpu refused" ||
-        bad "$t --gpu: $out"
+for t in cnnvis cnnadv; do
+    sub=filters
+    [ $t = cnnadv ] && sub=fgsm
+    out=$(bin/$t $sub --model "$T/tiny.cfg" --weights w --gpu 0 "$T/x.png" 2>&1)
+    rc=$?
+    [ $rc -eq 1 ] && echo "$out" | grep -Eq "^$t: --gpu 0: $missing" && ok "$t --gpu 0: exit 1, named" ||
+        bad "$t --gpu 0: exit $rc: $out"
 done
 
 # ---- cnninfo --gpus: physical devices, no GPU needed -----------------------------------
