@@ -75,7 +75,7 @@ done
 bin/cnntrain "$T/tiny.cfg" --gpus 0 --devices 2 > /dev/null 2>&1
 [ $? -eq 2 ] && ok "cnntrain --gpus with --devices: exit 2" || bad "cnntrain --gpus --devices"
 for t in cnnvis cnnadv; do
-    sub=filters
+    sub=saliency
     [ $t = cnnadv ] && sub=fgsm
     out=$(bin/$t $sub --model "$T/tiny.cfg" --weights w --gpu 0 "$T/x.png" 2>&1)
     rc=$?
