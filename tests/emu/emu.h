@@ -1,10 +1,19 @@
 /* emu.h — the CPU emulator of the CUDA op layer (tests/emu/): what its two
  * files share. A library linked with the emulator instead of the
- * kernels/cuda objects runs the whole GPU path on the CPU: "device" memory
- * is separate host memory, filled with NaN when allocated, and every op
- * checks that each pointer it is given lies inside a live allocation of its
- * context's device, aborting with the op's name when one does not (a host
- * pointer handed to a device op is the plumbing bug this catches). */
+ * kernels/cuda objects (lib/libcnn_emu.a) runs the whole GPU path on the
+ * CPU: "device" memory is separate host memory, filled with NaN when
+ * allocated, and every op checks that each pointer it is given lies inside
+ * a live allocation of its context's device, aborting with the op's name
+ * when one does not (a host pointer handed to a device op is the plumbing
+ * bug this catches), and that streams touching the same memory are ordered
+ * by events or host syncs. Ops compute with the CPU kernels.
+ *
+ * Environment: CNN_EMU_DEVICES (number of devices, 2 by default),
+ * CNN_EMU_TRACE=1 (every op, allocation and free on stderr),
+ * CNN_EMU_RACES=0 (no stream-ordering check). Built by `make`: the GPU
+ * suites again as build/tests/emu/check_gpu_*, the emulator's own check
+ * build/tests/emu/check_emu, and with `make emu-tools` the tools as
+ * build/emu/bin/ (e.g. build/emu/bin/cnntrain --gpu 0). */
 #ifndef CNN_EMU_H
 #define CNN_EMU_H
 
