@@ -759,6 +759,21 @@ START_TEST(test_snapshot_after_gpu_steps)
     compare_params(loaded, loaded_gpu, true, tol_pass());
     cnn_net_free(loaded);
     cnn_net_free(loaded_gpu);
+    /* Initial weights for new solvers (cnn_solver_load_weights, as
+     * cnntrain --weights does): training on from them agrees. */
+    cnn_solver *fc = make_solver(text, 0, NULL, 0), *fg = make_solver(text, 1, GPU0, 0);
+    ck_assert_msg(cnn_solver_load_weights(fc, weights) == CNN_OK, "%s", cnn_error_message());
+    ck_assert_msg(cnn_solver_load_weights(fg, weights) == CNN_OK, "%s", cnn_error_message());
+    for (int i = 0; i < 2; i++) {
+        float la, lb;
+        ck_assert_msg(cnn_solver_step(fc, &la) == CNN_OK, "%s", cnn_error_message());
+        ck_assert_msg(cnn_solver_step(fg, &lb) == CNN_OK, "%s", cnn_error_message());
+        printf("  from loaded weights, step %d: loss CPU %.7f GPU %.7f\n", i, la, lb);
+        ck_assert(fabs((double)la - lb) <= tol_pass() * fmax(1, fabs((double)la)));
+    }
+    compare_params(cnn_solver_net(fc), cnn_solver_net(fg), false, tol_pass());
+    cnn_solver_free(fc);
+    cnn_solver_free(fg);
     /* Resuming on the GPU continues exactly where the GPU run is. */
     cnn_solver *resumed = make_solver(text, 1, GPU0, 0);
     ck_assert_msg(cnn_solver_restore(resumed, state) == CNN_OK, "%s", cnn_error_message());
