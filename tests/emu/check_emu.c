@@ -1,7 +1,8 @@
 /* check_emu.c — the CUDA emulator itself (tests/emu/): device memory is
- * NaN-filled and tracked, misused pointers abort, unordered accesses from
- * two streams abort while event waits and host syncs order them, and ops
- * compute what the CPU kernels do. Runs forked (no CUDA here): each abort
+ * NaN-filled and tracked, misused pointers abort, a kernel for a device
+ * that is not current aborts, unordered accesses from two streams abort
+ * while event waits and host syncs order them, and ops compute what the
+ * CPU kernels do. Runs forked (no CUDA here): each abort
  * is an expected SIGABRT. */
 #include <signal.h>
 
@@ -87,7 +88,19 @@ START_TEST(test_other_device_aborts)
 {
     cnn_cuda_ctx *a = ctx(0), *b = ctx(1);
     float *d = dev_floats(a, 4);
+    ck_assert(cnn_cuda_ctx_use(b) == CNN_OK);
     cnn_cuda_set(b, 4, 0.f, d);
+}
+END_TEST
+
+/* A kernel for device 0's stream while device 1 is current. */
+START_TEST(test_wrong_current_device_aborts)
+{
+    cnn_cuda_ctx *a = ctx(0), *b = ctx(1);
+    float *d = dev_floats(a, 4);
+    (void)b;
+    ck_assert(cnn_cuda_ctx_use(b) == CNN_OK);
+    cnn_cuda_set(a, 4, 0.f, d);
 }
 END_TEST
 
@@ -135,6 +148,7 @@ START_TEST(test_unordered_peer_copy_aborts)
 {
     cnn_cuda_ctx *a = ctx(0), *b = ctx(1);
     float *d = dev_floats(a, 4), *e = dev_floats(b, 4);
+    ck_assert(cnn_cuda_ctx_use(a) == CNN_OK);
     ck_assert(cnn_cuda_set(a, 4, 1.f, d) == CNN_OK);
     cnn_cuda_copy_peer(b, e, a, d, 4 * sizeof(float));
 }
@@ -148,6 +162,7 @@ START_TEST(test_ordered_accesses_pass)
     cnn_cuda_event *ev = NULL, *back = NULL;
     ck_assert(cnn_cuda_event_create(a, false, &ev) == CNN_OK);
     ck_assert(cnn_cuda_event_create(b, false, &back) == CNN_OK);
+    ck_assert(cnn_cuda_ctx_use(a) == CNN_OK);
     ck_assert(cnn_cuda_set(a, 4, 1.f, d) == CNN_OK);
     ck_assert(cnn_cuda_event_record(a, ev) == CNN_OK);
     ck_assert(cnn_cuda_wait_event(b, ev) == CNN_OK);
@@ -158,6 +173,7 @@ START_TEST(test_ordered_accesses_pass)
     ck_assert(cnn_cuda_set(a, 4, 2.f, d) == CNN_OK);
     /* c uses e after the host synced b. */
     ck_assert(cnn_cuda_ctx_sync(b) == CNN_OK);
+    ck_assert(cnn_cuda_ctx_use(c) == CNN_OK);
     ck_assert(cnn_cuda_scale(c, 4, 3.f, e) == CNN_OK);
     float h[4];
     ck_assert(cnn_cuda_download(c, h, e, sizeof h) == CNN_OK);
@@ -183,6 +199,7 @@ int main(void)
     tcase_add_test_raise_signal(tc, test_host_pointer_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_overrun_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_other_device_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_wrong_current_device_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_device_pointer_as_host_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_double_free_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_unordered_read_aborts, SIGABRT);

@@ -42,6 +42,9 @@ void cnn_emu_op(const char *op, const cnn_cuda_ctx *ctx);
 /* Aborts when p is inside a live device allocation (a host pointer was
  * expected). */
 void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t bytes);
+/* Aborts unless ctx's device is the calling thread's current device (a
+ * kernel, cuBLAS or cuDNN launch needs it; copies do not). */
+void cnn_emu_need_current(const char *op, const cnn_cuda_ctx *ctx);
 /* Bytes of device memory allocated and not yet freed, on every device
  * (tests check that freeing a net frees all of its device memory). */
 size_t cnn_emu_live_bytes(void);

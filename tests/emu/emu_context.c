@@ -148,6 +148,26 @@ static void die(void)
     abort();
 }
 
+/* ---- the current device ------------------------------------------------------
+ * CUDA launches a kernel (and cuBLAS and cuDNN run theirs) only into a
+ * stream of the calling thread's current device; copies and event waits
+ * work across devices. The real context code makes a device current in
+ * cnn_cuda_ctx_create, _use, _free, cnn_cuda_malloc, cnn_cuda_event_create
+ * and cnn_cuda_enable_peer; a thread starts on device 0. */
+
+static __thread int current_device;
+
+void cnn_emu_need_current(const char *op, const cnn_cuda_ctx *ctx)
+{
+    if (ctx->device == current_device) return;
+    fprintf(stderr,
+            "cnn CUDA emulator: %s on a context of device %d while device %d is current on "
+            "this thread: a GPU refuses the launch (cnn_cuda_ctx_use missing on this "
+            "thread?)\n",
+            op, ctx->device, current_device);
+    die();
+}
+
 /* ---- stream ordering ------------------------------------------------------ */
 
 static uint64_t clocks[MAX_SLOTS][MAX_SLOTS]; /* clocks[s][t]: what stream s has seen of t */
@@ -307,6 +327,7 @@ cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
         return CNN_ERROR(CNN_ERR_CUDA, "emulator: more than %d CUDA contexts alive", MAX_SLOTS);
     }
     c->device = device;
+    current_device = device;
     c->ws_limit = CNN_CUDA_DEFAULT_WORKSPACE;
     const char *v = getenv("CNN_CUDA_SYNC");
     c->sync_debug = v && *v && strcmp(v, "0") != 0;
@@ -319,6 +340,7 @@ cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
 void cnn_cuda_ctx_free(cnn_cuda_ctx *ctx)
 {
     if (!ctx) return;
+    current_device = ctx->device;
     int s = ctx->slot;
     pthread_mutex_lock(&table_lock);
     host_joins(s);
@@ -339,7 +361,11 @@ void cnn_cuda_ctx_free(cnn_cuda_ctx *ctx)
 
 int cnn_cuda_ctx_device(const cnn_cuda_ctx *ctx) { return ctx->device; }
 
-cnn_status cnn_cuda_ctx_use(cnn_cuda_ctx *ctx) { return CNN_OK; }
+cnn_status cnn_cuda_ctx_use(cnn_cuda_ctx *ctx)
+{
+    current_device = ctx->device;
+    return CNN_OK;
+}
 
 /* No streams: the context itself stands for its stream. */
 void *cnn_cuda_ctx_stream(const cnn_cuda_ctx *ctx) { return (void *)ctx; }
@@ -377,6 +403,7 @@ bool cnn_cuda_ctx_sync_debug(const cnn_cuda_ctx *ctx) { return ctx->sync_debug; 
 cnn_status cnn_cuda_malloc(cnn_cuda_ctx *ctx, size_t bytes, void **out)
 {
     *out = NULL;
+    current_device = ctx->device;
     size_t size = bytes ? bytes : 1;
     char *p = malloc(size);
     if (!p)
@@ -476,6 +503,7 @@ cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing, cnn_cuda_event 
     if (!*out) return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a CUDA event");
     (*out)->device = ctx->device;
     (*out)->timing = timing;
+    current_device = ctx->device;
     return CNN_OK;
 }
 
@@ -514,6 +542,9 @@ cnn_status cnn_cuda_event_elapsed(const cnn_cuda_event *start, const cnn_cuda_ev
     if (!start->timing || !end->timing)
         return CNN_ERROR(CNN_ERR_CUDA, "cudaEventElapsedTime: event created without timing "
                          "(emulated)");
+    if (start->device != end->device)
+        return CNN_ERROR(CNN_ERR_CUDA, "cudaEventElapsedTime: events of devices %d and %d "
+                         "(emulated)", start->device, end->device);
     if (!start->recorded || !end->recorded)
         return CNN_ERROR(CNN_ERR_CUDA, "cudaEventElapsedTime: event not recorded (emulated)");
     *ms = (float)(end->ms - start->ms);
@@ -526,6 +557,7 @@ cnn_status cnn_cuda_event_elapsed(const cnn_cuda_event *start, const cnn_cuda_ev
 cnn_status cnn_cuda_enable_peer(cnn_cuda_ctx *dst, cnn_cuda_ctx *src, bool *peer)
 {
     *peer = true;
+    if (dst->device != src->device) current_device = dst->device;
     return CNN_OK;
 }
 

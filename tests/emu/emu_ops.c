@@ -13,7 +13,9 @@
 #include "emu.h"
 #include "solvers/solver.h"
 
-#define TRACE(ctx) cnn_emu_op(__func__, ctx)
+/* Starts an op: a kernel launch (on the current device) or a copy. */
+#define TRACE(ctx) (cnn_emu_need_current(__func__, ctx), cnn_emu_op(__func__, ctx))
+#define TRACE_COPY(ctx) cnn_emu_op(__func__, ctx)
 #define DEV_F(p, n) EMU_F(ctx, __func__, p, n)
 #define DEV_I(p, n) EMU_I(ctx, __func__, p, n)
 #define OPT_F(p, n) EMU_OPT_F(ctx, __func__, p, n)
@@ -91,7 +93,7 @@ cnn_status cnn_cuda_set(cnn_cuda_ctx *ctx, size_t n, float value, float *x)
 
 cnn_status cnn_cuda_copy(cnn_cuda_ctx *ctx, size_t n, const float *x, float *y)
 {
-    TRACE(ctx);
+    TRACE_COPY(ctx);
     if (x == y || n == 0) return CNN_OK;
     DEV_F(x, n);
     DEV_F(y, n);
@@ -928,7 +930,7 @@ cnn_status cnn_cuda_bcast_bias_grad(cnn_cuda_ctx *ctx, int outer, int dim, size_
 cnn_status cnn_cuda_concat_copy(cnn_cuda_ctx *ctx, size_t outer, size_t chunk, size_t y_chunk,
                                 size_t at, bool to_y, float *x, float *y)
 {
-    TRACE(ctx);
+    TRACE_COPY(ctx);
     if (!outer || !chunk) return CNN_OK;
     if (at + chunk > y_chunk)
         return CNN_ERROR(CNN_ERR_ARG, "concat: columns [%zu, %zu) outside %zu", at, at + chunk,
