@@ -5,18 +5,19 @@
  * logical devices on one GPU (and on two GPUs when there are two), the CPU
  * fallback for a layer without a GPU path, snapshots, weights loading and
  * cnn_net_sync_host after GPU steps, the TEST net, the training loop
- * (display, test, snapshot), NaN losses, a GPU that does not exist, and (on the emulator) no device memory left after the nets are
- * freed.
+ * (display, test, snapshot), NaN losses, a GPU that does not exist, and
+ * (on the emulator) no device memory left after the nets are freed.
  *
  * Built twice: against lib/libcnn.a (skips without a CUDA device) and
  * against lib/libcnn_emu.a (tests/emu/: the GPU path on the CPU emulator,
  * run by `make test`). Tolerances depend on which: the emulator computes
- * with the CPU kernels, so only summation order differs; a real GPU
- * differs in every reduction. Run with CK_FORK=no (CUDA does not survive
+ * with the CPU kernels, so results differ only where a layer's GPU path
+ * orders its arithmetic differently (1e-7); a real GPU differs in every
+ * reduction. Run with CK_FORK=no (CUDA does not survive
  * fork). */
 #include <float.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../testutil.h"
