@@ -10,10 +10,12 @@
  *
  * Environment: CNN_EMU_DEVICES (number of devices, 2 by default),
  * CNN_EMU_TRACE=1 (every op, allocation and free on stderr),
- * CNN_EMU_RACES=0 (no stream-ordering check). Built by `make`: the GPU
- * suites again as build/tests/emu/check_gpu_*, the emulator's own check
- * build/tests/emu/check_emu, and with `make emu-tools` the tools as
- * build/emu/bin/ (e.g. build/emu/bin/cnntrain --gpu 0). */
+ * CNN_EMU_RACES=0 (no stream-ordering check), CNN_EMU_JITTER=N (each op
+ * sleeps up to N us first, to vary how device threads interleave). Built
+ * by `make`: the GPU suites again as build/tests/emu/check_gpu_*, the
+ * emulator's own check build/tests/emu/check_emu, and with `make
+ * emu-tools` the tools as build/emu/bin/ (e.g. build/emu/bin/cnntrain
+ * --gpu 0). */
 #ifndef CNN_EMU_H
 #define CNN_EMU_H
 

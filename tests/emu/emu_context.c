@@ -193,8 +193,26 @@ static void merge(uint64_t *into, const uint64_t *from)
 /* The host has seen everything queued on slot s so far finish. */
 static void host_joins(int s) { merge(host_clock, clocks[s]); }
 
+/* CNN_EMU_JITTER=N: each op first sleeps up to N microseconds (chosen at
+ * random), so that threads of different devices interleave differently
+ * from run to run and the ordering check sees more schedules. */
+static void jitter(void)
+{
+    static int max_us = -1;
+    static __thread unsigned seed;
+    if (max_us < 0) {
+        const char *v = getenv("CNN_EMU_JITTER");
+        max_us = v ? atoi(v) : 0;
+    }
+    if (max_us <= 0) return;
+    if (!seed) seed = (unsigned)(uintptr_t)&seed ^ (unsigned)time(NULL);
+    struct timespec t = {0, (long)(rand_r(&seed) % (unsigned)max_us) * 1000};
+    nanosleep(&t, NULL);
+}
+
 void cnn_emu_op(const char *op, const cnn_cuda_ctx *ctx)
 {
+    jitter();
     cnn_emu_trace(op, ctx);
     pthread_mutex_lock(&table_lock);
     merge(clocks[ctx->slot], host_clock);
