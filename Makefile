@@ -49,6 +49,7 @@ EMU_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
            $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT) $(EMU_SRC))
 
 TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/*.c))
+TOOL_COMMON := $(patsubst %.c,$(B)/%.o,$(wildcard tools/common/*.c))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/check_*.c tests/gpu/check_*.c))
 
 EMU_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/emu/%,$(wildcard tests/gpu/check_gpu_net.c)) \
@@ -82,9 +83,9 @@ $(B)/%.cu.o: %.cu
 
 LINK_LIB := lib/libcnn.a
 
-bin/%: tools/%.c lib/libcnn.a
+bin/%: tools/%.c $(TOOL_COMMON) lib/libcnn.a
 	@mkdir -p $(@D) $(B)/tools
-	$(CC) $(CFLAGS) -MF $(B)/tools/$*.d $< -o $@ $(LINK_LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -MF $(B)/tools/$*.d $< $(TOOL_COMMON) -o $@ $(LINK_LIB) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c tests/testutil.h lib/libcnn.a
 	@mkdir -p $(@D)
@@ -101,9 +102,9 @@ $(B)/tests/emu/%: tests/gpu/%.c tests/testutil.h lib/libcnn_emu.a
 EMU_TOOLS := $(patsubst tools/%.c,$(B)/emu/bin/%,$(wildcard tools/*.c))
 emu-tools: $(EMU_TOOLS)
 
-$(B)/emu/bin/%: tools/%.c lib/libcnn_emu.a
+$(B)/emu/bin/%: tools/%.c $(TOOL_COMMON) lib/libcnn_emu.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -MF $(B)/emu/bin/$*.d $< -o $@ lib/libcnn_emu.a $(EMU_LDLIBS)
+	$(CC) $(CFLAGS) -MF $(B)/emu/bin/$*.d $< $(TOOL_COMMON) -o $@ lib/libcnn_emu.a $(EMU_LDLIBS)
 
 # The emulator's own checks.
 $(B)/tests/emu/check_emu: tests/emu/check_emu.c tests/testutil.h lib/libcnn_emu.a

@@ -726,15 +726,16 @@ cnn_status cnn_solver_fetch_losses(cnn_solver *s)
     int n = s->cfg.average_loss;
     if (!s->gpu || s->fetched == s->n_losses) return CNN_OK;
     CNN_TRY(cnn_host_data(s->dev_losses));
-    int fresh = s->n_losses - s->fetched < n ? s->n_losses - s->fetched : n;
+    int unread = s->n_losses - s->fetched, fresh = unread < n ? unread : n;
     s->fetched = s->n_losses;
     for (int i = 0; i < n; i++) s->losses[i] = s->dev_losses->data[i];
-    for (int k = 1; k <= fresh; k++) {
+    for (int k = fresh; k >= 1; k--) { /* oldest first: name the first bad step */
         double l = s->losses[(s->n_losses - k) % n];
         if (!isfinite(l))
-            return CNN_ERROR(CNN_ERR_NUMERIC, "loss is %s at iteration %d (on GPUs the loss "
+            return CNN_ERROR(CNN_ERR_NUMERIC, "loss is %s at iteration %d%s (on GPUs the loss "
                                               "is checked when it is read back)",
-                             isnan(l) ? "nan" : "inf", s->iter - k);
+                             isnan(l) ? "nan" : "inf", s->last_loss_iter - (k - 1),
+                             k == fresh && unread > n ? " or earlier" : "");
     }
 fail:
     return st;
@@ -763,6 +764,7 @@ static cnn_status step_gpu(cnn_solver *s, float *loss)
     if (s->cfg.iter_size > 1)
         CNN_TRY(cnn_cuda_scale(c0, 1, 1.f / (float)s->cfg.iter_size, ring + slot));
     s->n_losses++;
+    s->last_loss_iter = s->iter;
     if (loss) {
         CNN_TRY(cnn_solver_fetch_losses(s));
         *loss = (float)s->losses[slot];

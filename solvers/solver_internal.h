@@ -34,6 +34,7 @@ struct cnn_solver {
     bool gpu;
     cnn_tensor *dev_losses;          /* (average_loss) on device 0 */
     int fetched;                     /* n_losses when dev_losses was last read */
+    int last_loss_iter;              /* the iteration the newest loss is from */
     cnn_tensor *clip_scratch[CNN_MAX_DEVICES]; /* (dev_n[d]) squared norms */
     double lr;                       /* rate of the last (or next) iteration */
     double *test_sum;                /* (test_sum_cap) accumulated test outputs */

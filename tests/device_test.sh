@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# device_test.sh — the tools' device flags (tools/common/tool_device.c) where
+# device_test.sh — the tools' device flags (tools/common/tool_device.{h,c}) where
 # no GPU is visible (CUDA_VISIBLE_DEVICES= hides any): the default is the CPU
 # and the tools say why, --cpu is accepted, --gpu/--gpus name the missing
 # device and exit 1, malformed values and --gpu with --gpus exit 2, cnninfo

@@ -33,9 +33,11 @@ for t in build/tests/emu/check_gpu_*; do
     [ -x "$t" ] || continue
     run "$(basename "$t")_gpu_path_on_cpu_emulator" env CK_FORK=no OMP_NUM_THREADS=1 "$t"
 done
+# The end-to-end tests check CPU figures: hide any GPU from them (the tools
+# would default to it); tests/gpu/run.sh covers the tools on a GPU.
 for t in tests/*_test.sh; do
     [ -f "$t" ] || continue
-    run "$(basename "$t" .sh)" bash "$t"
+    run "$(basename "$t" .sh)" env CUDA_VISIBLE_DEVICES= bash "$t"
 done
 echo "${failures[*]:+failed: ${failures[*]}}"
 echo "$passed passed, $failed failed"

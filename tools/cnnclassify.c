@@ -19,7 +19,7 @@
 #include "core/cnn.h"
 #include "core/gpu.h"
 #include "core/preprocess.h"
-#include "common/tool_device.c" /* until the Makefile links tools/common/ */
+#include "common/tool_device.h"
 
 static void usage(FILE *f)
 {

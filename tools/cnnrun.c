@@ -15,7 +15,7 @@
 #include "core/cnn.h"
 #include "core/net_internal.h"
 #include "core/weights.h"
-#include "common/tool_device.c" /* until the Makefile links tools/common/ */
+#include "common/tool_device.h"
 
 static void usage(FILE *f)
 {

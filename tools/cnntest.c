@@ -15,7 +15,7 @@
 #include "core/cnn.h"
 #include "core/config.h"
 #include "core/gpu.h"
-#include "common/tool_device.c" /* until the Makefile links tools/common/ */
+#include "common/tool_device.h"
 
 #define TEXT_MATRIX_MAX 32 /* larger matrices only go to --json */
 #define TEXT_VALUES_MAX 64 /* outputs with more values are summarised */

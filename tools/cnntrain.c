@@ -19,7 +19,7 @@
 #include "core/device.h"
 #include "core/finetune.h"
 #include "solvers/solver.h"
-#include "common/tool_device.c" /* until the Makefile links tools/common/ */
+#include "common/tool_device.h"
 
 static volatile sig_atomic_t stop_signal;
 

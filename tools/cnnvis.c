@@ -17,7 +17,7 @@
 #include "core/plot.h"
 #include "core/preprocess.h"
 #include "core/vis.h"
-#include "common/tool_device.c" /* until the Makefile links tools/common/ */
+#include "common/tool_device.h"
 
 static void usage(FILE *f)
 {
