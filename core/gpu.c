@@ -3,22 +3,38 @@
  * A mirror holds device copies of a tensor's data and grad, both sized to
  * the mirror's capacity (the tensor's capacity when attached or grown), on
  * one context, and a head per array: which copy is current. Uploads go on
- * the context's stream (the host copy is pageable memory, so the host may
- * write it again as soon as the call returns); downloads wait for the
+ * the context's stream. A tensor's first upload (parameters, most of the
+ * time: uploaded once) goes straight from its pageable host copy; from the
+ * second on (an input batch, a host layer's output: every step) it goes
+ * through one of two pinned staging buffers, so that the copy is truly
+ * asynchronous and the host goes on queueing work, overlapping the next
+ * batch with the step before. A staging buffer is reused once the upload
+ * that last read it has finished (its event). Downloads wait for the
  * stream. Every tensor of a GPU net is only ever written on its own
  * context's stream (the Copy layer's peer copies included), so a download
  * on that stream sees every write queued before it. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpu.h"
 
 typedef enum { HEAD_HOST, HEAD_DEVICE, HEAD_BOTH } head;
 
+/* A pinned host buffer of the mirror's capacity and the event recorded after
+ * the last upload that read it. */
+typedef struct stage {
+    float *buf;
+    cnn_cuda_event *done;
+} stage;
+
 typedef struct mirror {
     cnn_cuda_ctx *ctx;
     float *data, *grad; /* (cap) each; NULL while cap is 0 */
     size_t cap;
-    head hd, hg; /* heads of data and grad */
+    head hd, hg;        /* heads of data and grad */
+    unsigned uploads;   /* so far; staging starts at the second */
+    stage stage[2];     /* allocated at the second upload */
+    int next;           /* the staging buffer the next upload uses */
 } mirror;
 
 static mirror *mir(const cnn_tensor *t) { return (mirror *)t->dev; }
@@ -41,6 +57,49 @@ static cnn_status alloc_arrays(mirror *m, size_t cap)
     m->grad = g;
     m->cap = cap;
     return CNN_OK;
+}
+
+/* Waits for the uploads still reading the staging buffers, then frees them. */
+static void free_stages(mirror *m)
+{
+    for (int i = 0; i < 2; i++) {
+        stage *s = &m->stage[i];
+        if (s->done) cnn_cuda_event_sync(s->done);
+        cnn_cuda_event_free(s->done);
+        cnn_cuda_free_host(s->buf);
+        s->done = NULL;
+        s->buf = NULL;
+    }
+}
+
+static cnn_status alloc_stages(mirror *m)
+{
+    for (int i = 0; i < 2; i++) {
+        stage *s = &m->stage[i];
+        cnn_status st = cnn_cuda_malloc_host(m->cap * sizeof(float), (void **)&s->buf);
+        if (!st) st = cnn_cuda_event_create(m->ctx, false, &s->done);
+        if (st) {
+            free_stages(m);
+            return st;
+        }
+    }
+    return CNN_OK;
+}
+
+/* Copies n floats from the host to dev on the mirror's stream (see the top). */
+static cnn_status upload(mirror *m, float *dev, const float *host, size_t n)
+{
+    cnn_status st = CNN_OK;
+    if (m->uploads++ == 0) return cnn_cuda_upload(m->ctx, dev, host, n * sizeof(float));
+    if (!m->stage[0].buf) CNN_TRY(alloc_stages(m));
+    stage *s = &m->stage[m->next];
+    m->next ^= 1;
+    CNN_TRY(cnn_cuda_event_sync(s->done));
+    memcpy(s->buf, host, n * sizeof(float));
+    CNN_TRY(cnn_cuda_upload(m->ctx, dev, s->buf, n * sizeof(float)));
+    CNN_TRY(cnn_cuda_event_record(m->ctx, s->done));
+fail:
+    return st;
 }
 
 cnn_status cnn_tensor_attach(cnn_tensor *t, cnn_cuda_ctx *ctx)
@@ -70,6 +129,7 @@ void cnn_tensor_detach(cnn_tensor *t)
 {
     mirror *m = mir(t);
     if (!m) return;
+    free_stages(m);
     cnn_cuda_free(m->ctx, m->data);
     cnn_cuda_free(m->ctx, m->grad);
     free(m);
@@ -80,6 +140,7 @@ cnn_status cnn_tensor_dev_fit(cnn_tensor *t)
 {
     mirror *m = mir(t);
     if (!m || m->cap >= t->capacity) return CNN_OK;
+    free_stages(m);
     cnn_cuda_free(m->ctx, m->data);
     cnn_cuda_free(m->ctx, m->grad);
     m->data = m->grad = NULL;
@@ -107,8 +168,7 @@ static cnn_status dev_array(cnn_tensor *t, bool grad, bool reads, bool writes, f
     float *dev = grad ? m->grad : m->data;
     head *h = grad ? &m->hg : &m->hd;
     if (reads && *h == HEAD_HOST) {
-        cnn_status st = cnn_cuda_upload(m->ctx, dev, grad ? t->grad : t->data,
-                                        t->count * sizeof(float));
+        cnn_status st = upload(m, dev, grad ? t->grad : t->data, t->count);
         if (st) return st;
         *h = HEAD_BOTH;
     }

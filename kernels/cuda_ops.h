@@ -81,6 +81,9 @@ cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing, cnn_cuda_event 
 void cnn_cuda_event_free(cnn_cuda_event *e); /* accepts NULL */
 /* Records e on ctx's stream (any host thread may call this). */
 cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e);
+/* Makes the host wait until the work before e's last record has finished
+ * (an event never recorded is complete). */
+cnn_status cnn_cuda_event_sync(const cnn_cuda_event *e);
 /* Makes ctx's stream wait for e (no host wait); e may be another device's. */
 cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e);
 /* Milliseconds between two recorded timing events; waits for `end`. */

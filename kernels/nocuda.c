@@ -98,6 +98,11 @@ cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e)
     return no_cuda("cnn_cuda_event_record");
 }
 
+cnn_status cnn_cuda_event_sync(const cnn_cuda_event *e)
+{
+    return no_cuda("cnn_cuda_event_sync");
+}
+
 cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e)
 {
     return no_cuda("cnn_cuda_wait_event");

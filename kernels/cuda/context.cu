@@ -241,6 +241,12 @@ extern "C" cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e
     return CNN_OK;
 }
 
+extern "C" cnn_status cnn_cuda_event_sync(const cnn_cuda_event *e)
+{
+    CNN_CUDA(cudaEventSynchronize(e->ev));
+    return CNN_OK;
+}
+
 extern "C" cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e)
 {
     CNN_CUDA(cudaStreamWaitEvent(ctx->stream, e->ev, 0));

@@ -154,6 +154,43 @@ START_TEST(test_unordered_peer_copy_aborts)
 }
 END_TEST
 
+/* A pinned buffer refilled and uploaded again before the host saw its first
+ * upload finish: on a GPU the first copy could read the new contents. */
+START_TEST(test_pinned_reuse_unsynced_aborts)
+{
+    cnn_cuda_ctx *a = ctx(0);
+    float *d = dev_floats(a, 4), *h = NULL;
+    ck_assert(cnn_cuda_malloc_host(4 * sizeof(float), (void **)&h) == CNN_OK);
+    ck_assert(cnn_cuda_upload(a, d, h, 4 * sizeof(float)) == CNN_OK);
+    cnn_cuda_upload(a, d, h, 4 * sizeof(float));
+}
+END_TEST
+
+/* The same with an event the host waits for in between: no abort. */
+START_TEST(test_pinned_reuse_after_event_passes)
+{
+    cnn_cuda_ctx *a = ctx(0);
+    float *d = dev_floats(a, 4), *h = NULL;
+    cnn_cuda_event *done = NULL;
+    ck_assert(cnn_cuda_malloc_host(4 * sizeof(float), (void **)&h) == CNN_OK);
+    ck_assert(cnn_cuda_event_create(a, false, &done) == CNN_OK);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(cnn_cuda_event_sync(done) == CNN_OK);
+        for (int k = 0; k < 4; k++) h[k] = (float)(i + k);
+        ck_assert(cnn_cuda_upload(a, d, h, 4 * sizeof(float)) == CNN_OK);
+        ck_assert(cnn_cuda_event_record(a, done) == CNN_OK);
+    }
+    ck_assert(cnn_cuda_event_sync(done) == CNN_OK);
+    float back[4];
+    ck_assert(cnn_cuda_download(a, back, d, sizeof back) == CNN_OK);
+    ck_assert(back[0] == 2.f && back[3] == 5.f);
+    cnn_cuda_event_free(done);
+    cnn_cuda_free_host(h);
+    cnn_cuda_free(a, d);
+    cnn_cuda_ctx_free(a);
+}
+END_TEST
+
 /* Events and host syncs order streams: no abort. */
 START_TEST(test_ordered_accesses_pass)
 {
@@ -196,6 +233,8 @@ int main(void)
     tcase_add_test(tc, test_devices_and_nan_fill);
     tcase_add_test(tc, test_ops_compute);
     tcase_add_test(tc, test_ordered_accesses_pass);
+    tcase_add_test(tc, test_pinned_reuse_after_event_passes);
+    tcase_add_test_raise_signal(tc, test_pinned_reuse_unsynced_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_host_pointer_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_overrun_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_other_device_aborts, SIGABRT);

@@ -469,21 +469,86 @@ void cnn_cuda_free(cnn_cuda_ctx *ctx, void *p)
     free(p);
 }
 
+/* ---- pinned host memory ----------------------------------------------------
+ * On a GPU an upload from pinned memory runs asynchronously, reading the
+ * buffer when the stream gets there, so the host must not write the buffer
+ * again until it has seen the upload finish (an event or stream sync). The
+ * emulator copies at once, so it checks that discipline where it shows: a
+ * pinned buffer uploaded from again (after the host refilled it) while the
+ * host has not seen its previous upload finish aborts. */
+
+#define MAX_PINNED 4096
+
+typedef struct pinned_entry {
+    const char *base;
+    size_t size;
+    int slot;       /* the stream of the last upload from it */
+    uint64_t clock; /* that stream's clock at the upload (0: none yet) */
+} pinned_entry;
+
+static pinned_entry pinned[MAX_PINNED];
+static int n_pinned;
+
+static pinned_entry *find_pinned(const void *p)
+{
+    for (int i = 0; i < n_pinned; i++)
+        if ((const char *)p >= pinned[i].base && (const char *)p < pinned[i].base + pinned[i].size)
+            return &pinned[i];
+    return NULL;
+}
+
 cnn_status cnn_cuda_malloc_host(size_t bytes, void **out)
 {
     *out = malloc(bytes ? bytes : 1);
     if (!*out) return CNN_ERROR(CNN_ERR_MEMORY, "cudaMallocHost of %zu bytes failed", bytes);
+    pthread_mutex_lock(&table_lock);
+    if (n_pinned < MAX_PINNED)
+        pinned[n_pinned++] = (pinned_entry){.base = *out, .size = bytes ? bytes : 1};
+    pthread_mutex_unlock(&table_lock);
     return CNN_OK;
 }
 
-void cnn_cuda_free_host(void *p) { free(p); }
+void cnn_cuda_free_host(void *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&table_lock);
+    pinned_entry *e = find_pinned(p);
+    if (e) *e = pinned[--n_pinned];
+    for (int s = 0; s < MAX_SLOTS; s++) /* cudaFreeHost waits for the device */
+        if (slot_used[s]) host_joins(s);
+    pthread_mutex_unlock(&table_lock);
+    free(p);
+}
+
+/* Checks and records an upload by ctx from pinned memory (under the lock). */
+static void pinned_upload(const cnn_cuda_ctx *ctx, const void *host)
+{
+    pinned_entry *e = find_pinned(host);
+    if (!e) return;
+    if (races_on() && e->clock && host_clock[e->slot] < e->clock) {
+        fprintf(stderr,
+                "cnn CUDA emulator: cnn_cuda_upload: pinned host buffer %p uploaded again "
+                "while the host has not seen its previous upload (context #%d) finish: on a "
+                "GPU that copy may read what the host wrote since (CNN_EMU_RACES=0 ignores "
+                "this)\n",
+                host, e->slot);
+        die();
+    }
+    e->slot = ctx->slot;
+    e->clock = clocks[ctx->slot][ctx->slot];
+}
 
 cnn_status cnn_cuda_upload(cnn_cuda_ctx *ctx, void *dev, const void *host, size_t bytes)
 {
     cnn_emu_op("cnn_cuda_upload", ctx);
     EMU_DEV(ctx, "cnn_cuda_upload", dev, bytes);
     cnn_emu_check_host("cnn_cuda_upload", "host", host, bytes);
-    if (bytes) memcpy(dev, host, bytes);
+    if (bytes) {
+        pthread_mutex_lock(&table_lock);
+        pinned_upload(ctx, host);
+        pthread_mutex_unlock(&table_lock);
+        memcpy(dev, host, bytes);
+    }
     return CNN_OK;
 }
 
@@ -540,6 +605,15 @@ cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e)
     clock_gettime(CLOCK_MONOTONIC, &t);
     e->ms = t.tv_sec * 1e3 + t.tv_nsec / 1e6;
     e->recorded = true;
+    return CNN_OK;
+}
+
+cnn_status cnn_cuda_event_sync(const cnn_cuda_event *e)
+{
+    if (!e) return CNN_ERROR(CNN_ERR_ARG, "cnn_cuda_event_sync: no event");
+    pthread_mutex_lock(&table_lock);
+    merge(host_clock, e->clock); /* the host has seen that work finish */
+    pthread_mutex_unlock(&table_lock);
     return CNN_OK;
 }
 

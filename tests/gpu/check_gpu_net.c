@@ -901,6 +901,31 @@ START_TEST(test_solve_loop)
 }
 END_TEST
 
+/* Steps that never read the loss back queue work without host waits: each
+ * batch goes up through the pinned staging buffers (core/gpu.c), which the
+ * host refills only after their previous upload finished (the emulator
+ * aborts otherwise). The weights still match the CPU's. */
+START_TEST(test_steps_without_readback)
+{
+    const char *text =
+        INPUT("data", "dim: 4 dim: 6") INPUT("target", "dim: 4 dim: 3")
+        "layer { name: \"fc\" type: \"InnerProduct\" bottom: \"data\" top: \"y\" "
+        "  inner_product_param { num_output: 3 " FILL_G FILL_B "} }\n"
+        "layer { name: \"loss\" type: \"EuclideanLoss\" bottom: \"y\" bottom: \"target\" "
+        "  top: \"loss\" }\n"
+        "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 max_iter: 8 random_seed: 8 }\n";
+    cnn_solver *cpu = make_solver(text, 0, NULL, 0), *gpu = make_solver(text, 1, GPU0, 0);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_msg(cnn_solver_step(cpu, NULL) == CNN_OK, "%s", cnn_error_message());
+        ck_assert_msg(cnn_solver_step(gpu, NULL) == CNN_OK, "%s", cnn_error_message());
+    }
+    double w = compare_params(cnn_solver_net(cpu), cnn_solver_net(gpu), false, tol_weights());
+    printf("  8 steps without readback: largest relative weight difference %.3g\n", w);
+    cnn_solver_free(cpu);
+    cnn_solver_free(gpu);
+}
+END_TEST
+
 /* Inputs with a NaN from batch *user on. */
 static cnn_status feed_nan(cnn_net *n, uint64_t batch, void *user)
 {
@@ -1022,6 +1047,7 @@ int main(void)
         {"solvers", test_solver_test_net},
         {"solvers", test_solve_loop},
         {"solvers", test_nan_loss},
+        {"solvers", test_steps_without_readback},
         {"nets", test_lenet_20_iterations},
         {"nets", test_cifar10_quick_20_iterations},
         {"memory", test_no_device_memory_left},
