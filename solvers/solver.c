@@ -304,6 +304,11 @@ cnn_status cnn_solver_config_read(cnn_cfg *m, const char *dir, cnn_solver_config
     CNN_TRY(cnn_cfg_enum(m, "solver_mode", modes, 1, &mode));
     c->gpu = mode == 1;
     CNN_TRY(cnn_cfg_int(m, "device_id", 0, &c->device_id));
+    CNN_TRY(cnn_cfg_int(m, "workspace_mb", -1, &c->workspace_mb));
+    if (c->workspace_mb < -1 || c->workspace_mb > (1 << 20))
+        return field_error(m, "workspace_mb", CNN_ERR_CONFIG,
+                           "workspace_mb must be a number of MiB from 0 to 1048576");
+    CNN_TRY(cnn_cfg_bool(m, "deterministic", false, &c->deterministic));
     CNN_TRY(cnn_cfg_bool(m, "debug_info", false, &c->debug_info));
     CNN_TRY(cnn_cfg_bool(m, "layer_wise_reduce", true, &b));
     c->lr.max_iter = c->max_iter;
@@ -469,6 +474,10 @@ static cnn_status from_root(cnn_solver *s, cnn_cfg *root, const char *path,
         s->workspace_bytes = o->workspace_bytes;
         s->deterministic = o->deterministic;
     }
+    /* The model file's settings, unless the command line gave its own. */
+    if (!s->workspace_bytes && s->cfg.workspace_mb >= 0) /* 0 MiB: no workspace at all */
+        s->workspace_bytes = s->cfg.workspace_mb ? (size_t)s->cfg.workspace_mb << 20 : 1;
+    s->deterministic = s->deterministic || s->cfg.deterministic;
     CNN_TRY(build_net(s, train_root, train_file, CNN_TRAIN, &s->net));
     if (s->cfg.test_iter > 0 && s->cfg.test_interval > 0)
         CNN_TRY(build_net(s, test_root, test_file, CNN_TEST, &s->test_net));

@@ -107,6 +107,8 @@ typedef struct cnn_solver_config {
     bool debug_info;
     bool gpu;             /* solver_mode: GPU (informational; the tool picks the device) */
     int device_id;
+    int workspace_mb;     /* extension: cuDNN workspace budget in MiB (-1: default) */
+    bool deterministic;   /* extension: deterministic cuDNN algorithms only */
     char snapshot_prefix[CNN_SOLVER_PATH_MAX]; /* "" until resolved */
     char train_net[CNN_SOLVER_PATH_MAX];       /* model file of the train net */
     char test_net[CNN_SOLVER_PATH_MAX];        /* model file of the test net */

@@ -23,6 +23,7 @@
 #include "../testutil.h"
 #include "core/device.h"
 #include "core/gpu.h"
+#include "core/net_internal.h"
 #include "solvers/solver.h"
 
 static bool emulated;
@@ -926,6 +927,42 @@ START_TEST(test_steps_without_readback)
 }
 END_TEST
 
+/* The solver block's workspace_mb and deterministic reach every context;
+ * the command line's budget (cnn_solver_opts) wins over the file's. */
+START_TEST(test_solver_block_device_settings)
+{
+    const char *head =
+        INPUT("data", "dim: 4 dim: 6") INPUT("target", "dim: 4 dim: 3")
+        "layer { name: \"fc\" type: \"InnerProduct\" bottom: \"data\" top: \"y\" "
+        "  inner_product_param { num_output: 3 " FILL_G FILL_B "} }\n"
+        "layer { name: \"loss\" type: \"EuclideanLoss\" bottom: \"y\" bottom: \"target\" "
+        "  top: \"loss\" }\n";
+    char text[4096];
+    snprintf(text, sizeof text,
+             "%ssolver { base_lr: 0.1 max_iter: 1 workspace_mb: 64 deterministic: true }\n",
+             head);
+    for (int flag = 0; flag < 2; flag++) {
+        cnn_solver_opts o = {0};
+        o.gpus = 1;
+        o.workspace_bytes = flag ? (size_t)8 << 20 : 0;
+        cnn_solver *s = NULL;
+        ck_assert_msg(cnn_solver_from_string(text, "settings", &o, &s) == CNN_OK, "%s",
+                      cnn_error_message());
+        cnn_cuda_ctx *c = cnn_net_cuda(cnn_solver_net(s), 0);
+        ck_assert_uint_eq(cnn_cuda_ctx_workspace_limit(c), flag ? (size_t)8 << 20 : 64u << 20);
+        ck_assert(cnn_cuda_ctx_deterministic(c));
+        cnn_solver_free(s);
+    }
+    snprintf(text, sizeof text, "%ssolver { base_lr: 0.1 max_iter: 1 workspace_mb: -4 }\n", head);
+    cnn_solver_opts o = {0};
+    o.gpus = 1;
+    cnn_solver *s = NULL;
+    ck_assert(cnn_solver_from_string(text, "settings", &o, &s) != CNN_OK);
+    printf("  workspace_mb: -4: '%s'\n", cnn_error_message());
+    ck_assert(strstr(cnn_error_message(), "workspace_mb"));
+}
+END_TEST
+
 /* Inputs with a NaN from batch *user on. */
 static cnn_status feed_nan(cnn_net *n, uint64_t batch, void *user)
 {
@@ -1048,6 +1085,7 @@ int main(void)
         {"solvers", test_solve_loop},
         {"solvers", test_nan_loss},
         {"solvers", test_steps_without_readback},
+        {"solvers", test_solver_block_device_settings},
         {"nets", test_lenet_20_iterations},
         {"nets", test_cifar10_quick_20_iterations},
         {"memory", test_no_device_memory_left},
