@@ -1525,6 +1525,7 @@ cnn_status cnn_net_forward(cnn_net *n, float *loss)
     for (int i = 0; i < n->n_inputs && n->gpu; i++) cnn_host_wrote_data(n->inputs[i]);
     CNN_TRY(run_pass(n, false));
     if (n->gpu && !loss) return CNN_OK;
+    CNN_TRY(cnn_net_check_gpu(n)); /* the loss is read back: a bad label first */
     for (int i = 0; i < n->n_layers; i++) {
         const cnn_layer *l = n->layers[i];
         for (int t = 0; t < l->n_top; t++) {
@@ -1604,6 +1605,20 @@ fail:
 void cnn_net_zero_param_grads(cnn_net *n) { (void)cnn_net_zero_grads(n); }
 
 bool cnn_net_on_gpu(const cnn_net *n) { return n->gpu; }
+
+cnn_status cnn_net_check_gpu(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    if (!n->gpu) return CNN_OK;
+    for (int i = 0; i < n->n_layers; i++) {
+        cnn_layer *l = n->layers[i];
+        if (!l->cuda || !l->type->check_gpu) continue;
+        CNN_TRY(cnn_cuda_ctx_use(l->cuda));
+        CNN_TRY(l->type->check_gpu(l));
+    }
+fail:
+    return st;
+}
 
 cnn_status cnn_net_sync_host(cnn_net *n)
 {

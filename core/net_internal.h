@@ -22,6 +22,9 @@ cnn_status cnn_net_loss_device(cnn_net *n, float *dev_dst);
 /* Layer i backward with its propagate_down as it stands (GPU function or
  * CPU fallback, like the passes). */
 cnn_status cnn_net_run_backward(cnn_net *n, int i);
+/* GPU nets: each layer's check_gpu (input errors found on the device since
+ * the last call, such as bad labels); a host wait. No-op on the CPU. */
+cnn_status cnn_net_check_gpu(cnn_net *n);
 /* cnn_net_zero_param_grads with a status (device work can fail). */
 cnn_status cnn_net_zero_grads(cnn_net *n);
 

@@ -223,6 +223,10 @@ cnn_status cnn_cuda_softmax_loss_backward(cnn_cuda_ctx *ctx, int outer, int c, i
 cnn_status cnn_cuda_accuracy(cnn_cuda_ctx *ctx, int outer, int c, int inner, const float *x,
                              const float *label, int top_k, bool has_ignore, int ignore,
                              float *out, float *class_correct, float *class_count, int *bad);
+/* *first = *index when *first < 0 and *index >= 0 (device ints): keeps the
+ * first bad label index reported over many launches until the host resets
+ * *first to -1, so it can be read back once, when the loss is. */
+cnn_status cnn_cuda_latch_index(cnn_cuda_ctx *ctx, const int *index, int *first);
 cnn_status cnn_cuda_sigmoid_xent_forward(cnn_cuda_ctx *ctx, size_t n, const float *x,
                                          const float *t, bool has_ignore, int ignore,
                                          float *out);

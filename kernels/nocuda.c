@@ -345,6 +345,11 @@ cnn_status cnn_cuda_softmax_loss_forward(cnn_cuda_ctx *ctx, int outer, int c, in
     return no_cuda("cnn_cuda_softmax_loss_forward");
 }
 
+cnn_status cnn_cuda_latch_index(cnn_cuda_ctx *ctx, const int *index, int *first)
+{
+    return no_cuda("cnn_cuda_latch_index");
+}
+
 cnn_status cnn_cuda_softmax_loss_backward(cnn_cuda_ctx *ctx, int outer, int c, int inner,
                                           const float *prob, const float *label, bool has_ignore,
                                           int ignore, float scale, const float *scale_dev,

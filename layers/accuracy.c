@@ -158,6 +158,12 @@ fail:
     return st;
 }
 
+static cnn_status accuracy_check_gpu(cnn_layer *l)
+{
+    accuracy_priv *a = l->priv;
+    return cnn_loss_dev_report(l, &a->dev, a->c);
+}
+
 static double accuracy_flops(const cnn_layer *l) { return (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_Accuracy = {
@@ -173,4 +179,5 @@ const cnn_layer_type cnn_layer_Accuracy = {
     .destroy = accuracy_destroy,
     .flops = accuracy_flops,
     .forward_gpu = accuracy_forward_gpu,
+    .check_gpu = accuracy_check_gpu,
 };

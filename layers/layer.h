@@ -57,6 +57,10 @@ typedef struct cnn_layer_type {
      * functions on host copies instead (data layers, or types without one). */
     cnn_status (*forward_gpu)(cnn_layer *l);
     cnn_status (*backward_gpu)(cnn_layer *l);
+    /* GPU path: reports an input error its ops found on the device since
+     * the last call (a bad label), reading it back (a host wait). The net
+     * calls it where the loss or outputs are read back anyway. NULL: none. */
+    cnn_status (*check_gpu)(cnn_layer *l);
 } cnn_layer_type;
 
 /* A parameter as the model file declares it: param { name lr_mult decay_mult } */

@@ -15,6 +15,10 @@ cnn_status cnn_loss_dev_alloc(cnn_layer *l, cnn_loss_dev *d)
     d->f = p;
     CNN_TRY(cnn_cuda_malloc(d->ctx, sizeof(int), &p));
     d->bad = p;
+    CNN_TRY(cnn_cuda_malloc(d->ctx, sizeof(int), &p));
+    d->first_bad = p;
+    static const int none = -1;
+    CNN_TRY(cnn_cuda_upload(d->ctx, d->first_bad, &none, sizeof none));
     CNN_TRY(cnn_cuda_set(d->ctx, CNN_LOSS_SLOTS, 0.f, d->f));
     CNN_TRY(cnn_cuda_set(d->ctx, 1, 1.f, d->f + CNN_LOSS_ONE));
 fail:
@@ -26,8 +30,10 @@ void cnn_loss_dev_free(cnn_loss_dev *d)
     if (!d->ctx) return;
     cnn_cuda_free(d->ctx, d->f);
     cnn_cuda_free(d->ctx, d->bad);
+    cnn_cuda_free(d->ctx, d->first_bad);
     d->f = NULL;
     d->bad = NULL;
+    d->first_bad = NULL;
     d->ctx = NULL;
 }
 
@@ -78,6 +84,7 @@ cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, 
 {
     cnn_status st = CNN_OK;
     int bad = -1;
+    CNN_TRY(cnn_cuda_latch_index(d->ctx, d->bad, d->first_bad));
     if (!cnn_cuda_ctx_sync_debug(d->ctx)) return CNN_OK;
     CNN_TRY(cnn_cuda_download(d->ctx, &bad, d->bad, sizeof bad));
     CNN_TRY(cnn_cuda_ctx_sync(d->ctx));
@@ -85,6 +92,24 @@ cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, 
     CNN_TRY(cnn_host_data(label));
     return cnn_layer_error(l, CNN_ERR_ARG, "label %g at position %d is outside [0, %d)",
                            label->data[bad], bad, c);
+fail:
+    return st;
+}
+
+cnn_status cnn_loss_dev_report(cnn_layer *l, cnn_loss_dev *d, int c)
+{
+    cnn_status st = CNN_OK;
+    static const int none = -1;
+    int first = -1;
+    if (!d->ctx) return CNN_OK;
+    CNN_TRY(cnn_cuda_download(d->ctx, &first, d->first_bad, sizeof first));
+    CNN_TRY(cnn_cuda_ctx_sync(d->ctx));
+    if (first < 0) return CNN_OK;
+    CNN_TRY(cnn_cuda_upload(d->ctx, d->first_bad, &none, sizeof none));
+    return cnn_layer_error(l, CNN_ERR_ARG,
+                           "a label at position %d of a batch is outside [0, %d) (found on "
+                           "the GPU when results were read back; CNN_CUDA_SYNC=1 stops at "
+                           "the batch itself)", first, c);
 fail:
     return st;
 }

@@ -23,6 +23,7 @@ typedef struct cnn_loss_dev {
     cnn_cuda_ctx *ctx; /* where f and bad live; NULL until allocated */
     float *f;          /* (CNN_LOSS_SLOTS) device scalars */
     int *bad;          /* device: first bad label's index, -1 when none */
+    int *first_bad;    /* device: bad latched over passes until reported */
 } cnn_loss_dev;
 
 /* Allocates d on l->cuda (once; no-op when l->cuda is NULL). Call at reshape. */
@@ -44,9 +45,12 @@ cnn_status cnn_loss_dev_normalize(cnn_loss_dev *d, float host_norm, float *out);
  * returns that slot's device address in *scale. */
 cnn_status cnn_loss_dev_scale(cnn_loss_dev *d, const float *dtop, const float **scale);
 
-/* In the debug mode (CNN_CUDA_SYNC=1) only: waits for the stream and
- * reports a bad label as the CPU path does, naming the layer. Otherwise a
- * bad label goes unreported on the GPU (the device index is not read). */
+/* After an op wrote d->bad: latches it into d->first_bad (no host wait).
+ * In the debug mode (CNN_CUDA_SYNC=1) it also waits for the stream and
+ * reports a bad label at once, with its value, as the CPU path does. */
 cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c);
+/* A layer's check_gpu: reads the latched index back (a host wait), resets
+ * it, and reports a bad label of the passes since the last call. */
+cnn_status cnn_loss_dev_report(cnn_layer *l, cnn_loss_dev *d, int c);
 
 #endif

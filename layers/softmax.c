@@ -307,6 +307,12 @@ fail:
     return st;
 }
 
+static cnn_status swl_check_gpu(cnn_layer *l)
+{
+    swl_priv *s = l->priv;
+    return cnn_loss_dev_report(l, &s->dev, s->c);
+}
+
 static double swl_flops(const cnn_layer *l) { return 5.0 * (double)l->bottom[0]->count; }
 
 const cnn_layer_type cnn_layer_SoftmaxWithLoss = {
@@ -324,4 +330,5 @@ const cnn_layer_type cnn_layer_SoftmaxWithLoss = {
     .flops = swl_flops,
     .forward_gpu = swl_forward_gpu,
     .backward_gpu = swl_backward_gpu,
+    .check_gpu = swl_check_gpu,
 };

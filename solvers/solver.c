@@ -734,6 +734,7 @@ cnn_status cnn_solver_fetch_losses(cnn_solver *s)
     cnn_status st = CNN_OK;
     int n = s->cfg.average_loss;
     if (!s->gpu || s->fetched == s->n_losses) return CNN_OK;
+    CNN_TRY(cnn_net_check_gpu(s->net));
     CNN_TRY(cnn_host_data(s->dev_losses));
     int unread = s->n_losses - s->fetched, fresh = unread < n ? unread : n;
     s->fetched = s->n_losses;

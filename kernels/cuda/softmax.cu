@@ -160,6 +160,17 @@ __global__ void bad_labels_kernel(size_t cols, int c, const float *label, bool h
     }
 }
 
+__global__ void latch_index_kernel(const int *index, int *first)
+{
+    if (*first < 0 && *index >= 0) *first = *index;
+}
+
+extern "C" cnn_status cnn_cuda_latch_index(cnn_cuda_ctx *ctx, const int *index, int *first)
+{
+    CNN_LAUNCH_SCALAR(ctx, latch_index_kernel, index, first);
+    return CNN_OK;
+}
+
 /* *bad = the first bad label's index among cols labels, or -1. */
 static cnn_status find_bad(cnn_cuda_ctx *ctx, size_t cols, int c, const float *label,
                            bool has_ignore, int ignore, int *bad)

@@ -683,6 +683,15 @@ cnn_status cnn_cuda_softmax_loss_forward(cnn_cuda_ctx *ctx, int outer, int c, in
     return CNN_OK;
 }
 
+cnn_status cnn_cuda_latch_index(cnn_cuda_ctx *ctx, const int *index, int *first)
+{
+    TRACE(ctx);
+    DEV_I(index, 1);
+    DEV_I(first, 1);
+    if (*first < 0 && *index >= 0) *first = *index;
+    return CNN_OK;
+}
+
 cnn_status cnn_cuda_softmax_loss_backward(cnn_cuda_ctx *ctx, int outer, int c, int inner,
                                           const float *prob, const float *label,
                                           bool has_ignore, int ignore, float scale,

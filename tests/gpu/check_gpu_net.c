@@ -963,6 +963,53 @@ START_TEST(test_solver_block_device_settings)
 }
 END_TEST
 
+/* Labels in [0, 10) except batch 1's third, which is 10. */
+static cnn_status feed_bad_label(cnn_net *n, uint64_t batch, void *user)
+{
+    fill_inputs(n, batch, 10);
+    if (batch == 1) {
+        cnn_tensor *t = cnn_net_blob(n, "label");
+        t->data[2] = 10;
+        cnn_host_wrote_data(t);
+    }
+    return CNN_OK;
+}
+
+/* A label out of range stops training with an error naming the loss layer,
+ * on the GPU too, though there it surfaces only when the loss is read back
+ * (here two steps later): the device latches it until then. */
+START_TEST(test_bad_label)
+{
+    const char *text =
+        INPUT("data", "dim: 4 dim: 6") INPUT("label", "dim: 4")
+        "layer { name: \"fc\" type: \"InnerProduct\" bottom: \"data\" top: \"y\" "
+        "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
+        "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"y\" bottom: \"label\" "
+        "  top: \"loss\" }\n"
+        "solver { type: \"SGD\" base_lr: 0.05 max_iter: 6 display: 3 random_seed: 8 }\n";
+    for (int k = 0; k < 2; k++) {
+        cnn_solver *s = make_solver(text, k, GPU0, 0);
+        cnn_solver_set_feed(s, feed_bad_label, NULL);
+        cnn_status st = cnn_solver_solve(s, NULL, NULL, NULL);
+        printf("  %s: bad label: status %d (%s)\n", k ? "GPU" : "CPU", st, cnn_error_message());
+        ck_assert_int_eq(st, CNN_ERR_ARG);
+        ck_assert_msg(strstr(cnn_error_message(), "loss") &&
+                          strstr(cnn_error_message(), "outside [0, 10)"),
+                      "message '%s'", cnn_error_message());
+        ck_assert_int_eq(cnn_solver_iter(s), k ? 3 : 1); /* GPU: found at display */
+        cnn_solver_free(s);
+    }
+    /* Good labels after a report: the latch was reset. */
+    cnn_solver *s = make_solver(text, 1, GPU0, 0);
+    cnn_solver_set_feed(s, feed_bad_label, NULL);
+    float loss;
+    ck_assert(cnn_solver_step(s, &loss) == CNN_OK);
+    ck_assert(cnn_solver_step(s, &loss) == CNN_ERR_ARG);
+    ck_assert_msg(cnn_solver_step(s, &loss) == CNN_OK, "%s", cnn_error_message());
+    cnn_solver_free(s);
+}
+END_TEST
+
 /* Inputs with a NaN from batch *user on. */
 static cnn_status feed_nan(cnn_net *n, uint64_t batch, void *user)
 {
@@ -1084,6 +1131,7 @@ int main(void)
         {"solvers", test_solver_test_net},
         {"solvers", test_solve_loop},
         {"solvers", test_nan_loss},
+        {"solvers", test_bad_label},
         {"solvers", test_steps_without_readback},
         {"solvers", test_solver_block_device_settings},
         {"nets", test_lenet_20_iterations},
