@@ -650,10 +650,23 @@ static void safe_name(const char *name, char *out, size_t n)
     if (!strcmp(out, ".") || !strcmp(out, "..") || !out[0]) snprintf(out, n, "class");
 }
 
+/* mkdir -p: path and any missing parents. */
 static cnn_status make_dir(const char *path)
 {
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) return CNN_OK;
-    return CNN_ERROR(CNN_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
+    char part[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof part) return CNN_ERROR(CNN_ERR_ARG, "%s: path too long", path);
+    memcpy(part, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (part[i] != '/' && part[i] != 0) continue;
+        char keep = part[i];
+        part[i] = 0;
+        if (mkdir(part, 0777) != 0 && errno != EEXIST)
+            return CNN_ERROR(CNN_ERR_IO, "%s: cannot create the folder %s: %s", path, part,
+                             strerror(errno));
+        part[i] = keep;
+    }
+    return CNN_OK;
 }
 
 cnn_status cnn_dataset_export_png(const cnn_dataset *d, const char *outdir, size_t count,
