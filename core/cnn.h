@@ -246,6 +246,9 @@ typedef struct cnn_transform {
     float mean[CNN_MAX_MEAN];
     int crop_size;             /* 0: no crop */
     bool mirror;
+    int resize_shorter;        /* extension: shorter side resized to this before
+                                  the crop (for an Input layer: the tools resize
+                                  so, then take the centre); 0: no */
 } cnn_transform;
 
 /* The transform_param of the layer that produces input blob `blob` (an

@@ -15,7 +15,7 @@ static const float imagenet_eigvec[9] = {-0.5675f, 0.7192f,  0.4009f,  -0.5808f,
                                          -0.8140f, -0.5836f, -0.6948f, 0.4203f};
 
 /* Extension keys: data layers only (the Input layer refuses them). */
-static const char *const ext_keys[] = {"resize_shorter", "scale_jitter_min", "scale_jitter_max",
+static const char *const ext_keys[] = {"scale_jitter_min", "scale_jitter_max",
                                        "aspect_jitter",  "max_rotation",     "lighting_std",
                                        "lighting_eigval", "lighting_eigvec", "color_cast",
                                        NULL};
@@ -59,7 +59,7 @@ static cnn_status check_range(cnn_cfg *tp, const char *key, double v, double lo,
 static cnn_status parse_extensions(cnn_cfg *tp, cnn_data_transform *out)
 {
     cnn_status st = CNN_OK;
-    CNN_TRY(cnn_cfg_int(tp, "resize_shorter", 0, &out->resize_shorter));
+    CNN_TRY(cnn_cfg_int(tp, "resize_shorter", 0, &out->t.resize_shorter));
     CNN_TRY(cnn_cfg_float(tp, "scale_jitter_min", 1.f, &out->jitter_min));
     CNN_TRY(cnn_cfg_float(tp, "scale_jitter_max", 1.f, &out->jitter_max));
     CNN_TRY(cnn_cfg_float(tp, "aspect_jitter", 1.f, &out->aspect_jitter));
@@ -69,12 +69,12 @@ static cnn_status parse_extensions(cnn_cfg *tp, cnn_data_transform *out)
     CNN_TRY(read_floats(tp, "lighting_eigval", 3, out->eigval));
     CNN_TRY(read_floats(tp, "lighting_eigvec", 9, out->eigvec));
     int crop = out->t.crop_size;
-    CNN_TRY(check_range(tp, "resize_shorter", out->resize_shorter, 0, 1 << 16,
+    CNN_TRY(check_range(tp, "resize_shorter", out->t.resize_shorter, 0, 1 << 16,
                         "must be 0 (off) to 65536"));
-    if (out->resize_shorter && crop > out->resize_shorter)
+    if (out->t.resize_shorter && crop > out->t.resize_shorter)
         return cnn_cfg_error(cnn_cfg_get(tp, "resize_shorter"), CNN_ERR_CONFIG,
                              "resize_shorter %d is smaller than crop_size %d",
-                             out->resize_shorter, crop);
+                             out->t.resize_shorter, crop);
     CNN_TRY(check_range(tp, "scale_jitter_min", out->jitter_min, 0.01, 100,
                         "must be 0.01 to 100"));
     CNN_TRY(check_range(tp, "scale_jitter_max", out->jitter_max, out->jitter_min, 100,
@@ -181,7 +181,7 @@ cnn_status cnn_transform_parse(cnn_cfg *layer, cnn_transform *out)
 
 bool cnn_data_transform_resizes(const cnn_data_transform *dt)
 {
-    return dt->resize_shorter > 0 || dt->jitter_min != 1.f || dt->jitter_max != 1.f ||
+    return dt->t.resize_shorter > 0 || dt->jitter_min != 1.f || dt->jitter_max != 1.f ||
            dt->aspect_jitter != 1.f;
 }
 
@@ -189,10 +189,10 @@ void cnn_data_transform_resized(const cnn_data_transform *dt, int h, int w, int 
 {
     *rh = h;
     *rw = w;
-    if (dt->resize_shorter <= 0) return;
-    double s = (double)dt->resize_shorter / (h < w ? h : w);
-    *rh = h <= w ? dt->resize_shorter : (int)lround(h * s);
-    *rw = w <= h ? dt->resize_shorter : (int)lround(w * s);
+    if (dt->t.resize_shorter <= 0) return;
+    double s = (double)dt->t.resize_shorter / (h < w ? h : w);
+    *rh = h <= w ? dt->t.resize_shorter : (int)lround(h * s);
+    *rw = w <= h ? dt->t.resize_shorter : (int)lround(w * s);
 }
 
 void cnn_data_transform_out(const cnn_data_transform *dt, int h, int w, int *oh, int *ow)

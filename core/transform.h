@@ -21,8 +21,7 @@ typedef struct cnn_data_transform {
     cnn_transform t;
     const char *mean_file;  /* given (unsupported when the layer runs), or NULL */
     bool force_color, force_gray;
-    /* Extensions; the defaults switch them off. */
-    int resize_shorter;     /* shorter side resized to this before the crop; 0: no */
+    /* Extensions; the defaults switch them off (and t.resize_shorter). */
     float jitter_min, jitter_max; /* TRAIN: resized sides x U(min, max); 1, 1: off */
     float aspect_jitter;    /* TRAIN: aspect w/h x r, log r ~ U(+-log a); 1: off */
     float max_rotation;     /* TRAIN: rotation ~ U(+-max) degrees; 0: off */

@@ -71,7 +71,7 @@ static cnn_status check_size(const image_data_priv *p, size_t i, int h, int w)
                          d->paths[i], h, w, crop, where(d, i, at, sizeof at));
     cnn_data_transform_resized(tf, h, w, &rh, &rw);
     if (crop || (rh == p->oh && rw == p->ow)) return CNN_OK;
-    if (tf->resize_shorter)
+    if (tf->t.resize_shorter)
         return CNN_ERROR(CNN_ERR_SHAPE, "%s: a %dx%d image resizes to %dx%d, but the first one "
                          "to %dx%d; add crop_size%s", d->paths[i], h, w, rh, rw, p->oh, p->ow,
                          where(d, i, at, sizeof at));
@@ -152,7 +152,7 @@ static cnn_status shapes_only_setup(cnn_layer *l, image_data_priv *p, const char
                                     const char *root)
 {
     cnn_status st = CNN_OK;
-    int crop = p->tf.t.crop_size, side = crop ? crop : p->tf.resize_shorter;
+    int crop = p->tf.t.crop_size, side = crop ? crop : p->tf.t.resize_shorter;
     if (!p->resize && cnn_dataset_load_images(source, root, false, &p->set) == CNN_OK) {
         cnn_image im;
         if (load_image(p, 0, &im) == CNN_OK) {

@@ -15,6 +15,7 @@
 #include "core/dataset.h"
 #include "core/image.h"
 #include "core/loader.h"
+#include "core/preprocess.h"
 #include "core/transform.h"
 #include "testutil.h"
 
@@ -685,6 +686,37 @@ START_TEST(test_config_errors)
 }
 END_TEST
 
+/* The tools' preprocessing with an Input layer's resize_shorter: the
+ * shorter side resized (aspect kept), then the centre of the input's size;
+ * without it the image is resized to the input. */
+START_TEST(test_tools_resize_shorter_centre_crop)
+{
+    cnn_net *n = cnn_test_net("layer { name: 'in' type: 'Input' top: 'x'\n"
+                              "  input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } }\n"
+                              "  transform_param { resize_shorter: 4 } }\n",
+                              CNN_TEST);
+    cnn_transform tf;
+    ck_assert(cnn_net_input_transform(n, "x", &tf));
+    ck_assert_int_eq(tf.resize_shorter, 4);
+    /* 8x12 gray, pixel (y, x) = 10 * (x / 2) + y / 2: constant on 2x2 blocks,
+     * so halving it is exact: (y, x) -> 10 * x + y on a 4x6 image. */
+    cnn_image im = {0};
+    ck_assert(cnn_image_alloc(&im, 8, 12, 1) == CNN_OK);
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 12; x++) im.data[y * 12 + x] = (uint8_t)(10 * (x / 2) + y / 2);
+    float out[16];
+    ck_assert(cnn_preprocess_image(&im, &tf, 1, 4, 4, false, out) == CNN_OK);
+    for (int y = 0; y < 4; y++) /* the centre 4x4 of 4x6: columns 1..4 */
+        for (int x = 0; x < 4; x++) ck_assert_float_eq(out[y * 4 + x], 10 * (x + 1) + y);
+    /* Too small a side for the input is one clear error. */
+    tf.resize_shorter = 3;
+    ck_assert_int_eq(cnn_preprocess_image(&im, &tf, 1, 4, 4, false, out), CNN_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(cnn_error_message(), "smaller than the 4x4 input"));
+    cnn_image_free(&im);
+    cnn_net_free(n);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pipeline");
@@ -701,6 +733,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_determinism_threads);
     tcase_add_test(tc, test_bad_images);
     tcase_add_test(tc, test_config_errors);
+    tcase_add_test(tc, test_tools_resize_shorter_centre_crop);
     suite_add_tcase(s, tc);
     return s;
 }
