@@ -37,33 +37,34 @@ __global__ void prelu_bwd_kernel(size_t total, int c, size_t dim, const float *s
     }
 }
 
-/* One block per channel: partial[ch] = sum of dy*x where x <= 0. */
-__global__ void prelu_slope_kernel(int n, int c, size_t dim, const float *x, const float *dy,
-                                   double *partial)
+/* Block b takes channels b, b + gridDim.x, ...: the sum of dy*x where x <= 0
+ * of each goes to dslope[ch], or (shared) their total to partial[b]. */
+__global__ void prelu_slope_kernel(int n, int c, size_t dim, bool shared, const float *x,
+                                   const float *dy, double *partial, float *dslope)
 {
-    int ch = blockIdx.x;
     size_t m = (size_t)n * dim;
-    double acc = 0;
-    for (size_t j = threadIdx.x; j < m; j += blockDim.x) {
-        size_t i = ((j / dim) * (size_t)c + ch) * dim + j % dim;
-        if (x[i] <= 0) acc += (double)dy[i] * x[i];
+    double total = 0;
+    for (int ch = blockIdx.x; ch < c; ch += gridDim.x) {
+        double acc = 0;
+        for (size_t j = threadIdx.x; j < m; j += blockDim.x) {
+            size_t i = ((j / dim) * (size_t)c + ch) * dim + j % dim;
+            if (x[i] <= 0) acc += (double)dy[i] * x[i];
+        }
+        double s = cnn_block_sum(acc);
+        if (shared)
+            total += s;
+        else if (threadIdx.x == 0)
+            dslope[ch] += (float)s;
     }
-    double s = cnn_block_sum(acc);
-    if (threadIdx.x == 0) partial[ch] = s;
+    if (shared && threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
-/* dslope[ch] += partial[ch], or dslope[0] += the sum of all (in order). */
-__global__ void prelu_slope_add_kernel(int c, bool shared, const double *partial, float *dslope)
+/* dslope[0] += the sum of partial[0..parts), in order. */
+__global__ void prelu_slope_add_kernel(int parts, const double *partial, float *dslope)
 {
-    if (shared) {
-        if (threadIdx.x + blockIdx.x == 0) {
-            double s = 0;
-            for (int ch = 0; ch < c; ch++) s += partial[ch];
-            dslope[0] += (float)s;
-        }
-        return;
-    }
-    CNN_GRID_STRIDE(ch, (size_t)c) dslope[ch] += (float)partial[ch];
+    double s = 0;
+    for (int b = 0; b < parts; b++) s += partial[b];
+    dslope[0] += (float)s;
 }
 
 __global__ void sigmoid_fwd_kernel(size_t n, const float *x, float *y)
@@ -156,12 +157,9 @@ extern "C" cnn_status cnn_cuda_prelu_slope_grad(cnn_cuda_ctx *ctx, int n, int c,
                                                 float *dslope)
 {
     if (c <= 0) return CNN_OK;
-    if (c > CNN_PARTIALS)
-        return CNN_ERROR(CNN_ERR_UNSUPPORTED, "PReLU slope gradient over %d channels (at "
-                         "most %d on CUDA)", c, CNN_PARTIALS);
-    CNN_LAUNCH(ctx, prelu_slope_kernel, (unsigned)c, n, c, dim, x, dy, ctx->partial);
-    CNN_LAUNCH(ctx, prelu_slope_add_kernel, shared ? 1u : cnn_blocks((size_t)c), c, shared,
-               ctx->partial, dslope);
+    unsigned g = c < CNN_PARTIALS ? (unsigned)c : CNN_PARTIALS;
+    CNN_LAUNCH(ctx, prelu_slope_kernel, g, n, c, dim, shared, x, dy, ctx->partial, dslope);
+    if (shared) CNN_LAUNCH_SCALAR(ctx, prelu_slope_add_kernel, (int)g, ctx->partial, dslope);
     return CNN_OK;
 }
 
