@@ -484,10 +484,10 @@ START_TEST(test_activations)
 }
 END_TEST
 
-START_TEST(test_prelu)
+/* PReLU over nb x c x dim, per-channel and shared slopes. */
+static void check_prelu(int nb, int c, size_t dim)
 {
-    int nb = 3, c = 7;
-    size_t dim = 37, n = (size_t)nb * c * dim;
+    size_t n = (size_t)nb * c * dim;
     float *x = rnd(n, -2, 2, 60), *dy = rnd(n, -1, 1, 61), *sl = rnd(c, 0.05f, 0.5f, 62);
     float *y = hmalloc(n * 4), *dx = hmalloc(n * 4);
     for (int shared = 0; shared < 2; shared++) {
@@ -507,6 +507,13 @@ START_TEST(test_prelu)
                 down(gds, ns), ds, ns, 1e-6);
     }
     release_all();
+}
+
+/* Also more channels than the slope-gradient kernel has blocks (1024). */
+START_TEST(test_prelu)
+{
+    check_prelu(3, 7, 37);
+    check_prelu(2, 1500, 5);
 }
 END_TEST
 
