@@ -55,6 +55,12 @@ static cnn_status check_desc(const cnn_cuda_conv_desc *d)
                          "%dx%d, stride %dx%d, dilation %dx%d, group %d",
                          d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw,
                          d->dh, d->dw, d->group);
+    /* No output; and the size formula would truncate a negative numerator
+     * towards 0, giving 1 instead of 0 for a stride larger than it. */
+    int ekh = d->dh * (d->kh - 1) + 1, ekw = d->dw * (d->kw - 1) + 1;
+    if (ekh > d->h + 2 * d->ph || ekw > d->w + 2 * d->pw)
+        return CNN_ERROR(CNN_ERR_SHAPE, "convolution kernel %dx%d (dilated) is larger than the "
+                         "padded input %dx%d", ekh, ekw, d->h + 2 * d->ph, d->w + 2 * d->pw);
     return CNN_OK;
 }
 
