@@ -134,6 +134,11 @@ cnn_status cnn_cuda_conv_create(cnn_cuda_ctx *ctx, const cnn_cuda_conv_desc *d,
 void cnn_cuda_conv_free(cnn_cuda_conv *cv);
 /* Output height and width of a planned convolution. */
 void cnn_cuda_conv_out_size(const cnn_cuda_conv *cv, int *oh, int *ow);
+/* Checks a descriptor (CNN_ERR_ARG for bad fields, CNN_ERR_SHAPE when the
+ * dilated kernel exceeds the padded input) and gives the output size (either
+ * pointer may be NULL); kernels/cpu/conv_desc.c, so that builds without
+ * CUDA and the emulator have it too. */
+cnn_status cnn_cuda_conv_desc_check(const cnn_cuda_conv_desc *d, int *oh, int *ow);
 /* A one-line description of the chosen algorithms and their workspace. */
 const char *cnn_cuda_conv_describe(const cnn_cuda_conv *cv, char *buf, size_t n);
 /* y = conv(x, w) (+ bias[o] when bias is not NULL); y overwritten. */

@@ -45,25 +45,6 @@ extern "C" void cnn_cuda_conv_free(cnn_cuda_conv *cv)
     free(cv);
 }
 
-static cnn_status check_desc(const cnn_cuda_conv_desc *d)
-{
-    if (d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || d->o <= 0 || d->kh <= 0 ||
-        d->kw <= 0 || d->sh <= 0 || d->sw <= 0 || d->dh <= 0 || d->dw <= 0 || d->ph < 0 ||
-        d->pw < 0 || d->group <= 0 || d->c % d->group || d->o % d->group)
-        return CNN_ERROR(CNN_ERR_ARG,
-                         "bad convolution: input %dx%dx%dx%d, %d outputs, kernel %dx%d, pad "
-                         "%dx%d, stride %dx%d, dilation %dx%d, group %d",
-                         d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw,
-                         d->dh, d->dw, d->group);
-    /* No output; and the size formula would truncate a negative numerator
-     * towards 0, giving 1 instead of 0 for a stride larger than it. */
-    int ekh = d->dh * (d->kh - 1) + 1, ekw = d->dw * (d->kw - 1) + 1;
-    if (ekh > d->h + 2 * d->ph || ekw > d->w + 2 * d->pw)
-        return CNN_ERROR(CNN_ERR_SHAPE, "convolution kernel %dx%d (dilated) is larger than the "
-                         "padded input %dx%d", ekh, ekw, d->h + 2 * d->ph, d->w + 2 * d->pw);
-    return CNN_OK;
-}
-
 static cnn_status make_conv_desc(const cnn_cuda_conv_desc *d, bool tf32,
                                  cudnnConvolutionDescriptor_t *out)
 {
@@ -266,7 +247,7 @@ static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c
 
 static cnn_status plan(cnn_cuda_ctx *ctx, cnn_cuda_conv *cv)
 {
-    CNN_TRY_CUDA(check_desc(&cv->d));
+    CNN_TRY_CUDA(cnn_cuda_conv_desc_check(&cv->d, NULL, NULL));
     CNN_TRY_CUDA(make_descs(ctx, cv));
     struct cnn_conv_cache_entry *e = cache_find(ctx, &cv->d);
     if (e) {

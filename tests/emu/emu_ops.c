@@ -175,19 +175,9 @@ cnn_status cnn_cuda_conv_create(cnn_cuda_ctx *ctx, const cnn_cuda_conv_desc *d,
 {
     TRACE(ctx);
     *out = NULL;
-    if (d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || d->o <= 0 || d->kh <= 0 ||
-        d->kw <= 0 || d->sh <= 0 || d->sw <= 0 || d->dh <= 0 || d->dw <= 0 || d->ph < 0 ||
-        d->pw < 0 || d->group <= 0 || d->c % d->group || d->o % d->group)
-        return CNN_ERROR(CNN_ERR_ARG,
-                         "bad convolution: input %dx%dx%dx%d, %d outputs, kernel %dx%d, pad "
-                         "%dx%d, stride %dx%d, dilation %dx%d, group %d",
-                         d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw,
-                         d->dh, d->dw, d->group);
-    int oh = (d->h + 2 * d->ph - (d->dh * (d->kh - 1) + 1)) / d->sh + 1;
-    int ow = (d->w + 2 * d->pw - (d->dw * (d->kw - 1) + 1)) / d->sw + 1;
-    if (oh <= 0 || ow <= 0)
-        return CNN_ERROR(CNN_ERR_SHAPE, "convolution output %dx%d for input %dx%d", oh, ow,
-                         d->h, d->w);
+    int oh = 0, ow = 0;
+    cnn_status st = cnn_cuda_conv_desc_check(d, &oh, &ow);
+    if (st) return st;
     cnn_cuda_conv *cv = calloc(1, sizeof *cv);
     if (!cv) return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a convolution plan");
     cv->d = *d;
