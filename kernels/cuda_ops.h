@@ -109,6 +109,10 @@ cnn_status cnn_cuda_scale(cnn_cuda_ctx *ctx, size_t n, float alpha, float *x);
 cnn_status cnn_cuda_set(cnn_cuda_ctx *ctx, size_t n, float value, float *x);
 cnn_status cnn_cuda_copy(cnn_cuda_ctx *ctx, size_t n, const float *x, float *y);
 cnn_status cnn_cuda_add(cnn_cuda_ctx *ctx, size_t n, const float *a, const float *b, float *y);
+/* out[i] = num[i] / max(den[i], lo), one correctly rounded division as on
+ * the CPU (normalisers: a count of at least 1, so 0 / 0 gives 0). */
+cnn_status cnn_cuda_div(cnn_cuda_ctx *ctx, size_t n, const float *num, const float *den,
+                        float lo, float *out);
 /* *out (device) = sum x*y / sum |x|, accumulated in double, deterministic. */
 cnn_status cnn_cuda_dot(cnn_cuda_ctx *ctx, size_t n, const float *x, const float *y,
                         float *out);

@@ -164,6 +164,12 @@ cnn_status cnn_cuda_add(cnn_cuda_ctx *ctx, size_t n, const float *a, const float
     return no_cuda("cnn_cuda_add");
 }
 
+cnn_status cnn_cuda_div(cnn_cuda_ctx *ctx, size_t n, const float *num, const float *den,
+                        float lo, float *out)
+{
+    return no_cuda("cnn_cuda_div");
+}
+
 cnn_status cnn_cuda_dot(cnn_cuda_ctx *ctx, size_t n, const float *x, const float *y, float *out)
 {
     return no_cuda("cnn_cuda_dot");

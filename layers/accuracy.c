@@ -17,7 +17,7 @@ typedef struct {
     float *totals; /* (c) labels seen per class, for the second top */
     int n_totals;
     cnn_loss_dev dev;  /* GPU: correct and valid counts, the quotient */
-    float *dev_class;  /* GPU, second top: (3, dev_cap) hits, totals, ones */
+    float *dev_class;  /* GPU, second top: (2, dev_cap) hits, totals */
     int dev_cap;
 } accuracy_priv;
 
@@ -55,7 +55,7 @@ fail:
 }
 
 /* Device scratch: the loss layers' scalars and, for the per-class top,
- * room for the per-class tallies and a row of ones. */
+ * room for the per-class tallies. */
 static cnn_status reshape_gpu(cnn_layer *l)
 {
     cnn_status st = CNN_OK;
@@ -66,10 +66,9 @@ static cnn_status reshape_gpu(cnn_layer *l)
     cnn_cuda_free(a->dev.ctx, a->dev_class);
     a->dev_class = NULL;
     a->dev_cap = 0;
-    CNN_TRY(cnn_cuda_malloc(a->dev.ctx, 3 * (size_t)a->c * sizeof(float), &p));
+    CNN_TRY(cnn_cuda_malloc(a->dev.ctx, 2 * (size_t)a->c * sizeof(float), &p));
     a->dev_class = p;
     a->dev_cap = a->c;
-    CNN_TRY(cnn_cuda_set(a->dev.ctx, (size_t)a->c, 1.f, a->dev_class + 2 * (size_t)a->c));
 fail:
     return st;
 }
@@ -135,13 +134,12 @@ static cnn_status accuracy_forward_gpu(cnn_layer *l)
     cnn_cuda_ctx *ctx = l->cuda;
     size_t c = (size_t)a->c;
     const float *x, *label;
-    float *acc, *per_class = NULL, *hits = NULL, *totals = NULL, *ones = NULL;
+    float *acc, *per_class = NULL, *hits = NULL, *totals = NULL;
     CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
     CNN_TRY(cnn_gpu_read(l->bottom[1], &label));
     if (l->n_top > 1) {
         hits = a->dev_class;
         totals = hits + a->dev_cap;
-        ones = hits + 2 * (size_t)a->dev_cap;
     }
     CNN_TRY(cnn_cuda_accuracy(ctx, a->outer, a->c, a->inner, x, label, a->top_k, a->has_ignore,
                               a->ignore, a->dev.f + CNN_LOSS_SUM, hits, totals, a->dev.bad));
@@ -151,8 +149,7 @@ static cnn_status accuracy_forward_gpu(cnn_layer *l)
     CNN_TRY(cnn_loss_dev_normalize(&a->dev, 0.f, acc));
     if (hits) {
         CNN_TRY(cnn_gpu_write(l->top[1], &per_class));
-        CNN_TRY(cnn_gpu_at_least_one(ctx, c, totals, ones, totals));
-        CNN_TRY(cnn_gpu_divide(ctx, c, hits, totals, ones, per_class));
+        CNN_TRY(cnn_cuda_div(ctx, c, hits, totals, 1.f, per_class)); /* 0 / 0 -> 0 */
     }
 fail:
     return st;

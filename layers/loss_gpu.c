@@ -1,8 +1,5 @@
 /* loss_gpu.c — device scalars of the loss and metric layers' GPU paths
- * (see loss_gpu.h). The ops of kernels/cuda_ops.h have no division, so a
- * division is Eltwise PROD's unstable gradient, dy * y / x with dy = 1:
- * 1 * num is exact, so the result is num / den rounded once, as on the CPU.
- * max(count, 1) for integer counts is relu(count - 1) + 1. */
+ * (see loss_gpu.h). */
 #include "loss_gpu.h"
 
 cnn_status cnn_loss_dev_alloc(cnn_layer *l, cnn_loss_dev *d)
@@ -20,7 +17,6 @@ cnn_status cnn_loss_dev_alloc(cnn_layer *l, cnn_loss_dev *d)
     static const int none = -1;
     CNN_TRY(cnn_cuda_upload(d->ctx, d->first_bad, &none, sizeof none));
     CNN_TRY(cnn_cuda_set(d->ctx, CNN_LOSS_SLOTS, 0.f, d->f));
-    CNN_TRY(cnn_cuda_set(d->ctx, 1, 1.f, d->f + CNN_LOSS_ONE));
 fail:
     return st;
 }
@@ -37,26 +33,6 @@ void cnn_loss_dev_free(cnn_loss_dev *d)
     d->ctx = NULL;
 }
 
-cnn_status cnn_gpu_divide(cnn_cuda_ctx *ctx, size_t n, const float *num, const float *den,
-                          const float *ones, float *out)
-{
-    const float *xs[1] = {den};
-    return cnn_cuda_eltwise_backward(ctx, CNN_CUDA_ELT_PROD, 1, xs, NULL, n, num, ones, NULL,
-                                     0, false, out);
-}
-
-cnn_status cnn_gpu_at_least_one(cnn_cuda_ctx *ctx, size_t n, const float *x,
-                                const float *ones, float *out)
-{
-    cnn_status st = CNN_OK;
-    if (out != x) CNN_TRY(cnn_cuda_copy(ctx, n, x, out));
-    CNN_TRY(cnn_cuda_axpy(ctx, n, -1.f, ones, out));
-    CNN_TRY(cnn_cuda_relu_forward(ctx, n, 0.f, out, out));
-    CNN_TRY(cnn_cuda_axpy(ctx, n, 1.f, ones, out));
-fail:
-    return st;
-}
-
 cnn_status cnn_loss_dev_normalize(cnn_loss_dev *d, float host_norm, float *out)
 {
     cnn_status st = CNN_OK;
@@ -64,10 +40,8 @@ cnn_status cnn_loss_dev_normalize(cnn_loss_dev *d, float host_norm, float *out)
     if (host_norm > 0)
         CNN_TRY(cnn_cuda_set(d->ctx, 1, host_norm, f + CNN_LOSS_DEN));
     else
-        CNN_TRY(cnn_gpu_at_least_one(d->ctx, 1, f + CNN_LOSS_COUNT, f + CNN_LOSS_ONE,
-                                     f + CNN_LOSS_DEN));
-    CNN_TRY(cnn_gpu_divide(d->ctx, 1, f + CNN_LOSS_SUM, f + CNN_LOSS_DEN, f + CNN_LOSS_ONE,
-                           out));
+        CNN_TRY(cnn_cuda_copy(d->ctx, 1, f + CNN_LOSS_COUNT, f + CNN_LOSS_DEN));
+    CNN_TRY(cnn_cuda_div(d->ctx, 1, f + CNN_LOSS_SUM, f + CNN_LOSS_DEN, 1.f, out));
 fail:
     return st;
 }
@@ -76,8 +50,7 @@ cnn_status cnn_loss_dev_scale(cnn_loss_dev *d, const float *dtop, const float **
 {
     float *f = d->f;
     *scale = f + CNN_LOSS_SCALE;
-    return cnn_gpu_divide(d->ctx, 1, dtop, f + CNN_LOSS_DEN, f + CNN_LOSS_ONE,
-                          f + CNN_LOSS_SCALE);
+    return cnn_cuda_div(d->ctx, 1, dtop, f + CNN_LOSS_DEN, 1.f, f + CNN_LOSS_SCALE);
 }
 
 cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c)

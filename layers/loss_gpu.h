@@ -13,8 +13,7 @@
 enum {
     CNN_LOSS_SUM,   /* the op's sum (loss, or correct predictions) */
     CNN_LOSS_COUNT, /* the op's count of valid labels */
-    CNN_LOSS_ONE,   /* 1 */
-    CNN_LOSS_DEN,   /* the normaliser of the last forward */
+    CNN_LOSS_DEN,   /* the normaliser of the last forward (used as max(DEN, 1)) */
     CNN_LOSS_SCALE, /* backward: top gradient / normaliser */
     CNN_LOSS_SLOTS
 };
@@ -30,16 +29,8 @@ typedef struct cnn_loss_dev {
 cnn_status cnn_loss_dev_alloc(cnn_layer *l, cnn_loss_dev *d);
 void cnn_loss_dev_free(cnn_loss_dev *d);
 
-/* out[i] = num[i] / den[i] over n values, exactly as the CPU's float
- * division; ones holds n ones. */
-cnn_status cnn_gpu_divide(cnn_cuda_ctx *ctx, size_t n, const float *num, const float *den,
-                          const float *ones, float *out);
-/* out[i] = max(x[i], 1) for integer-valued x (counts); out may be x. */
-cnn_status cnn_gpu_at_least_one(cnn_cuda_ctx *ctx, size_t n, const float *x,
-                                const float *ones, float *out);
-
-/* Sets the normaliser: host_norm when > 0, else max(valid count, 1) from
- * the device. Then *out (device) = sum / normaliser. */
+/* Sets the normaliser: host_norm when > 0, else the valid count on the
+ * device (at least 1). Then *out (device) = sum / normaliser. */
 cnn_status cnn_loss_dev_normalize(cnn_loss_dev *d, float host_norm, float *out);
 /* The backward scale, top gradient dtop[0] / normaliser, in the SCALE slot;
  * returns that slot's device address in *scale. */

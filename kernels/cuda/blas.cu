@@ -92,6 +92,18 @@ extern "C" cnn_status cnn_cuda_add(cnn_cuda_ctx *ctx, size_t n, const float *a, 
     return CNN_OK;
 }
 
+__global__ void div_kernel(size_t n, const float *num, const float *den, float lo, float *out)
+{
+    CNN_GRID_STRIDE(i, n) out[i] = __fdiv_rn(num[i], fmaxf(den[i], lo));
+}
+
+extern "C" cnn_status cnn_cuda_div(cnn_cuda_ctx *ctx, size_t n, const float *num,
+                                   const float *den, float lo, float *out)
+{
+    if (n) CNN_LAUNCH(ctx, div_kernel, cnn_blocks(n), n, num, den, lo, out);
+    return CNN_OK;
+}
+
 struct dot_term {
     const float *x, *y;
     __device__ double operator()(size_t i) const { return (double)x[i] * y[i]; }

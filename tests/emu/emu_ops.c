@@ -111,6 +111,17 @@ cnn_status cnn_cuda_add(cnn_cuda_ctx *ctx, size_t n, const float *a, const float
     return CNN_OK;
 }
 
+cnn_status cnn_cuda_div(cnn_cuda_ctx *ctx, size_t n, const float *num, const float *den,
+                        float lo, float *out)
+{
+    TRACE(ctx);
+    DEV_F(num, n);
+    DEV_F(den, n);
+    DEV_F(out, n);
+    for (size_t i = 0; i < n; i++) out[i] = num[i] / fmaxf(den[i], lo);
+    return CNN_OK;
+}
+
 cnn_status cnn_cuda_dot(cnn_cuda_ctx *ctx, size_t n, const float *x, const float *y, float *out)
 {
     TRACE(ctx);

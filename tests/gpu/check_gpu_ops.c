@@ -189,6 +189,15 @@ START_TEST(test_blas)
     cnn_k_add(len, x, y, wadd);
     OK(cnn_cuda_add(ctx, len, dx, up(y, len), dadd));
     compare("add", down(dadd, len), wadd, len, 0);
+    /* Division by max(den, 1): counts, zeros among them, as the losses use it. */
+    float *den = hmalloc(len * sizeof(float)), *wdiv = hmalloc(len * sizeof(float));
+    for (size_t i = 0; i < len; i++) {
+        den[i] = (float)(i % 5);
+        wdiv[i] = x[i] / (den[i] > 1.f ? den[i] : 1.f);
+    }
+    float *ddiv = poisoned(len);
+    OK(cnn_cuda_div(ctx, len, dx, up(den, len), 1.f, ddiv));
+    compare("div by max(den, 1)", down(ddiv, len), wdiv, len, 0);
     float *dot = poisoned(2);
     OK(cnn_cuda_dot(ctx, len, dx, up(y, len), dot));
     OK(cnn_cuda_asum(ctx, len, dx, dot + 1));
