@@ -145,11 +145,17 @@ extern "C" bool cnn_cuda_ctx_sync_debug(const cnn_cuda_ctx *ctx) { return ctx->s
 
 /* ---- memory ------------------------------------------------------------- */
 
+/* Allocation and event creation act on ctx's device and then give the
+ * calling thread its current device back, so they never change where the
+ * caller's next launch goes. */
 extern "C" cnn_status cnn_cuda_malloc(cnn_cuda_ctx *ctx, size_t bytes, void **out)
 {
+    int prev = 0;
     *out = NULL;
+    CNN_CUDA(cudaGetDevice(&prev));
     CNN_CUDA(cudaSetDevice(ctx->device));
     cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    CNN_CUDA(cudaSetDevice(prev));
     if (e != cudaSuccess) {
         cudaGetLastError();
         *out = NULL;
@@ -216,9 +222,13 @@ extern "C" cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing,
     cnn_cuda_event *e = (cnn_cuda_event *)calloc(1, sizeof *e);
     if (!e) return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a CUDA event");
     e->device = ctx->device;
-    cudaError_t r = cudaSetDevice(ctx->device);
-    if (r == cudaSuccess)
+    int prev = 0;
+    cudaError_t r = cudaGetDevice(&prev);
+    if (r == cudaSuccess) r = cudaSetDevice(ctx->device);
+    if (r == cudaSuccess) {
         r = cudaEventCreateWithFlags(&e->ev, timing ? cudaEventDefault : cudaEventDisableTiming);
+        cudaSetDevice(prev);
+    }
     if (r != cudaSuccess) {
         free(e);
         CNN_CUDA(r);

@@ -152,8 +152,9 @@ static void die(void)
  * CUDA launches a kernel (and cuBLAS and cuDNN run theirs) only into a
  * stream of the calling thread's current device; copies and event waits
  * work across devices. The real context code makes a device current in
- * cnn_cuda_ctx_create, _use, _free, cnn_cuda_malloc, cnn_cuda_event_create
- * and cnn_cuda_enable_peer; a thread starts on device 0. */
+ * cnn_cuda_ctx_create, _use, _free and cnn_cuda_enable_peer (cnn_cuda_malloc
+ * and cnn_cuda_event_create give the caller's device back); a thread starts
+ * on device 0. */
 
 static __thread int current_device;
 
@@ -421,7 +422,6 @@ bool cnn_cuda_ctx_sync_debug(const cnn_cuda_ctx *ctx) { return ctx->sync_debug; 
 cnn_status cnn_cuda_malloc(cnn_cuda_ctx *ctx, size_t bytes, void **out)
 {
     *out = NULL;
-    current_device = ctx->device;
     size_t size = bytes ? bytes : 1;
     char *p = malloc(size);
     if (!p)
@@ -586,7 +586,6 @@ cnn_status cnn_cuda_event_create(cnn_cuda_ctx *ctx, bool timing, cnn_cuda_event 
     if (!*out) return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a CUDA event");
     (*out)->device = ctx->device;
     (*out)->timing = timing;
-    current_device = ctx->device;
     return CNN_OK;
 }
 
