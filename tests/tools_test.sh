@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools_test.sh — end-to-end tests of bin/cnntime (tables, JSON, label inputs
 # through Split copies, phases) and the argument handling of cnntime and
-# cnntest: usage errors exit 2, a missing model exits 1 naming the file.
+# cnntest: usage errors exit 2, a missing model exits 1 naming the file;
+# cnninfo on a Caffe solver file.
 set -u
 cd "$(dirname "$0")/.."
 for b in bin/cnntime bin/cnntest; do
@@ -108,6 +109,22 @@ err=$(bin/cnntest "$T/small.prototxt" --weights "$T/w.safetensors" 2>&1)
 rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q "w.safetensors" && ok "cnntest missing weights named" ||
     bad "cnntest missing weights: exit $rc: $err"
+
+# cnninfo on a Caffe solver file describes the net it names (relative to
+# the solver's folder), and names a net file that is missing.
+mkdir -p "$T/solver"
+cp "$T/small.prototxt" "$T/solver/net.prototxt"
+printf 'net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 10\n' > "$T/solver/solver.prototxt"
+out=$(bin/cnninfo "$T/solver/solver.prototxt" 2>&1)
+rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "net 'small' from .*net.prototxt" &&
+    echo "$out" | grep -q "conv .*Convolution" && ok "cnninfo follows a solver's net" ||
+    bad "cnninfo solver: exit $rc: $out"
+printf 'net: "gone.prototxt"\nbase_lr: 0.01\n' > "$T/solver/bad.prototxt"
+err=$(bin/cnninfo "$T/solver/bad.prototxt" 2>&1)
+rc=$?
+[ $rc -eq 1 ] && echo "$err" | grep -q "gone.prototxt" && ok "cnninfo names a solver's missing net" ||
+    bad "cnninfo solver with a missing net: exit $rc: $err"
 
 [ $fails -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"

@@ -12,11 +12,16 @@
 #include "core/cnn.h"
 #include "core/net_internal.h"
 #include "common/tool_device.h"
+#include "core/config.h"
+#include "solvers/solver.h"
+#include "solvers/solver_internal.h"
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: cnninfo MODEL [--phase TRAIN|TEST] [--devices N | --gpus L | --gpu N]\n"
-                    "Prints each layer's device, top shapes, parameters and forward FLOPs.\n"
+    fprintf(stderr, "usage: cnninfo MODEL|SOLVER [--phase TRAIN|TEST]\n"
+                    "               [--devices N | --gpus L | --gpu N]\n"
+                    "Prints each layer's device, top shapes, parameters and forward FLOPs\n"
+                    "(of the net a Caffe solver file names with net: or train_net:).\n"
                     "  --devices N   logical devices of the run (default: as many as the\n"
                     "                model's device: fields name); a layer's device must\n"
                     "                be below N\n"
@@ -103,6 +108,27 @@ static void print_net(const cnn_net *n, const cnn_tool_dev *dev)
                human((double)dev_params[d], a, sizeof a), human(dev_flops[d], b, sizeof b));
 }
 
+/* A Caffe solver file (no layers; net: or train_net:) gives the net it
+ * names in *out, resolved as cnntrain does; "" for a model file. */
+static cnn_status solver_net(const char *path, char *out, size_t n)
+{
+    cnn_status st = CNN_OK;
+    cnn_cfg *root = NULL;
+    cnn_solver_config c;
+    char dir[CNN_SOLVER_PATH_MAX];
+    out[0] = 0;
+    CNN_TRY(cnn_cfg_parse_file(path, &root));
+    if (cnn_cfg_count(root, "layer") || cnn_cfg_count(root, "layers") ||
+        (!cnn_cfg_count(root, "net") && !cnn_cfg_count(root, "train_net")))
+        goto fail;
+    cnn_solver_path_dir(path, dir, sizeof dir);
+    CNN_TRY(cnn_solver_config_read(root, dir, &c));
+    snprintf(out, n, "%s", c.train_net);
+fail:
+    cnn_cfg_free(root);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL;
@@ -154,6 +180,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (dev.list) o.devices = dev.n;
+    static char net_file[CNN_SOLVER_PATH_MAX];
+    if (solver_net(model, net_file, sizeof net_file) != CNN_OK) {
+        fprintf(stderr, "cnninfo: %s\n", cnn_error_message());
+        return 1;
+    }
+    if (net_file[0]) model = net_file;
     cnn_net *net = NULL;
     if (cnn_net_from_file(model, &o, &net) != CNN_OK) {
         fprintf(stderr, "cnninfo: %s\n", cnn_error_message());
