@@ -222,9 +222,9 @@ static cnn_status conv_reshape(cnn_layer *l)
     if (chunk < 1) chunk = 1;
     if (chunk > (size_t)cp->n) chunk = cp->n > 0 ? (size_t)cp->n : 1;
     cp->chunk = (int)chunk;
+    if (l->cuda) return plan_gpu(l); /* cuDNN: no host im2col buffers */
     if (!cp->is_1x1) CNN_TRY(grow(l, &cp->col, &cp->col_cap, k * chunk * ohw));
     if (chunk > 1) CNN_TRY(grow(l, &cp->tmp, &cp->tmp_cap, (size_t)cp->num_output * chunk * ohw));
-    if (l->cuda) CNN_TRY(plan_gpu(l));
 fail:
     return st;
 }
