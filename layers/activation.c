@@ -30,37 +30,6 @@ static cnn_status same_shape_reshape(cnn_layer *l)
 
 static double count_flops(const cnn_layer *l) { return (double)l->bottom[0]->count; }
 
-/* Device pointers of a point-wise forward: bottom data read, top data
- * written; in place one read-write pointer serves both. */
-static cnn_status gpu_io(cnn_layer *l, const float **x, float **y)
-{
-    cnn_status st = CNN_OK;
-    if (l->top[0] == l->bottom[0]) {
-        CNN_TRY(cnn_gpu_modify(l->top[0], y));
-        *x = *y;
-    } else {
-        CNN_TRY(cnn_gpu_read(l->bottom[0], x));
-        CNN_TRY(cnn_gpu_write(l->top[0], y));
-    }
-fail:
-    return st;
-}
-
-/* The same for a backward: top grad read, bottom grad written. */
-static cnn_status gpu_grad_io(cnn_layer *l, const float **dy, float **dx)
-{
-    cnn_status st = CNN_OK;
-    if (l->top[0] == l->bottom[0]) {
-        CNN_TRY(cnn_gpu_modify_grad(l->top[0], dx));
-        *dy = *dx;
-    } else {
-        CNN_TRY(cnn_gpu_read_grad(l->top[0], dy));
-        CNN_TRY(cnn_gpu_write_grad(l->bottom[0], dx));
-    }
-fail:
-    return st;
-}
-
 /* ---- ReLU --------------------------------------------------------------- */
 
 typedef struct {
@@ -103,7 +72,7 @@ static cnn_status relu_forward_gpu(cnn_layer *l)
     const relu_priv *r = l->priv;
     const float *x;
     float *y;
-    CNN_TRY(gpu_io(l, &x, &y));
+    CNN_TRY(cnn_layer_gpu_io(l, false, &x, &y));
     CNN_TRY(cnn_cuda_relu_forward(l->cuda, l->bottom[0]->count, r->slope, x, y));
 fail:
     return st;
@@ -117,7 +86,7 @@ static cnn_status relu_backward_gpu(cnn_layer *l)
     float *dx;
     if (!l->propagate_down[0]) return CNN_OK;
     CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
-    CNN_TRY(gpu_grad_io(l, &dy, &dx));
+    CNN_TRY(cnn_layer_gpu_io(l, true, &dy, &dx));
     CNN_TRY(cnn_cuda_relu_backward(l->cuda, l->bottom[0]->count, r->slope, x, dy, dx));
 fail:
     return st;
@@ -223,7 +192,7 @@ static cnn_status prelu_forward_gpu(cnn_layer *l)
     const float *x, *slope;
     float *y, *saved;
     CNN_TRY(cnn_gpu_read(l->param[0], &slope));
-    CNN_TRY(gpu_io(l, &x, &y));
+    CNN_TRY(cnn_layer_gpu_io(l, false, &x, &y));
     if (r->saved && l->top[0] == l->bottom[0]) {
         CNN_TRY(cnn_gpu_write(r->saved, &saved));
         CNN_TRY(cnn_cuda_copy(l->cuda, l->bottom[0]->count, x, saved));
@@ -243,7 +212,7 @@ static cnn_status prelu_backward_gpu(cnn_layer *l)
     CNN_TRY(cnn_gpu_read(l->param[0], &slope));
     CNN_TRY(cnn_gpu_modify_grad(l->param[0], &dslope));
     if (l->propagate_down[0])
-        CNN_TRY(gpu_grad_io(l, &dy, &dx));
+        CNN_TRY(cnn_layer_gpu_io(l, true, &dy, &dx));
     else
         CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
     /* The slope gradient first: in place, dx overwrites dy. */
@@ -297,28 +266,44 @@ static cnn_status sigmoid_backward(cnn_layer *l)
 
 static double exp_flops(const cnn_layer *l) { return 4.0 * (double)l->bottom[0]->count; }
 
-static cnn_status sigmoid_forward_gpu(cnn_layer *l)
+/* GPU passes of the activations whose gradient comes from their output
+ * (Sigmoid, TanH): y = f(x), and dx from y and dy. */
+typedef cnn_status (*cuda_unary_fn)(cnn_cuda_ctx *, size_t, const float *, float *);
+typedef cnn_status (*cuda_unary_grad_fn)(cnn_cuda_ctx *, size_t, const float *, const float *,
+                                         float *);
+
+static cnn_status unary_forward_gpu(cnn_layer *l, cuda_unary_fn f)
 {
     cnn_status st = CNN_OK;
     const float *x;
     float *y;
-    CNN_TRY(gpu_io(l, &x, &y));
-    CNN_TRY(cnn_cuda_sigmoid_forward(l->cuda, l->bottom[0]->count, x, y));
+    CNN_TRY(cnn_layer_gpu_io(l, false, &x, &y));
+    CNN_TRY(f(l->cuda, l->bottom[0]->count, x, y));
 fail:
     return st;
 }
 
-static cnn_status sigmoid_backward_gpu(cnn_layer *l)
+static cnn_status unary_backward_gpu(cnn_layer *l, cuda_unary_grad_fn f)
 {
     cnn_status st = CNN_OK;
     const float *y, *dy;
     float *dx;
     if (!l->propagate_down[0]) return CNN_OK;
     CNN_TRY(cnn_gpu_read(l->top[0], &y));
-    CNN_TRY(gpu_grad_io(l, &dy, &dx));
-    CNN_TRY(cnn_cuda_sigmoid_backward(l->cuda, l->top[0]->count, y, dy, dx));
+    CNN_TRY(cnn_layer_gpu_io(l, true, &dy, &dx));
+    CNN_TRY(f(l->cuda, l->top[0]->count, y, dy, dx));
 fail:
     return st;
+}
+
+static cnn_status sigmoid_forward_gpu(cnn_layer *l)
+{
+    return unary_forward_gpu(l, cnn_cuda_sigmoid_forward);
+}
+
+static cnn_status sigmoid_backward_gpu(cnn_layer *l)
+{
+    return unary_backward_gpu(l, cnn_cuda_sigmoid_backward);
 }
 
 const cnn_layer_type cnn_layer_Sigmoid = {
@@ -358,26 +343,12 @@ static cnn_status tanh_backward(cnn_layer *l)
 
 static cnn_status tanh_forward_gpu(cnn_layer *l)
 {
-    cnn_status st = CNN_OK;
-    const float *x;
-    float *y;
-    CNN_TRY(gpu_io(l, &x, &y));
-    CNN_TRY(cnn_cuda_tanh_forward(l->cuda, l->bottom[0]->count, x, y));
-fail:
-    return st;
+    return unary_forward_gpu(l, cnn_cuda_tanh_forward);
 }
 
 static cnn_status tanh_backward_gpu(cnn_layer *l)
 {
-    cnn_status st = CNN_OK;
-    const float *y, *dy;
-    float *dx;
-    if (!l->propagate_down[0]) return CNN_OK;
-    CNN_TRY(cnn_gpu_read(l->top[0], &y));
-    CNN_TRY(gpu_grad_io(l, &dy, &dx));
-    CNN_TRY(cnn_cuda_tanh_backward(l->cuda, l->top[0]->count, y, dy, dx));
-fail:
-    return st;
+    return unary_backward_gpu(l, cnn_cuda_tanh_backward);
 }
 
 const cnn_layer_type cnn_layer_TanH = {
@@ -438,7 +409,7 @@ static cnn_status elu_forward_gpu(cnn_layer *l)
     const elu_priv *e = l->priv;
     const float *x;
     float *y;
-    CNN_TRY(gpu_io(l, &x, &y));
+    CNN_TRY(cnn_layer_gpu_io(l, false, &x, &y));
     CNN_TRY(cnn_cuda_elu_forward(l->cuda, l->bottom[0]->count, e->alpha, x, y));
 fail:
     return st;
@@ -453,7 +424,7 @@ static cnn_status elu_backward_gpu(cnn_layer *l)
     if (!l->propagate_down[0]) return CNN_OK;
     CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
     CNN_TRY(cnn_gpu_read(l->top[0], &y));
-    CNN_TRY(gpu_grad_io(l, &dy, &dx));
+    CNN_TRY(cnn_layer_gpu_io(l, true, &dy, &dx));
     CNN_TRY(cnn_cuda_elu_backward(l->cuda, l->bottom[0]->count, e->alpha, x, y, dy, dx));
 fail:
     return st;

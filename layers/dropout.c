@@ -103,26 +103,6 @@ static cnn_status dropout_backward(cnn_layer *l)
     return CNN_OK;
 }
 
-/* Device pointers: bottom read, top written (one pointer in place). With
- * `grad`, the same for the top grad (read) and bottom grad (written). */
-static cnn_status gpu_io(cnn_layer *l, bool grad, const float **in, float **out)
-{
-    cnn_status st = CNN_OK;
-    cnn_tensor *x = l->bottom[0], *y = l->top[0];
-    if (x == y) {
-        CNN_TRY(grad ? cnn_gpu_modify_grad(y, out) : cnn_gpu_modify(y, out));
-        *in = *out;
-    } else if (grad) {
-        CNN_TRY(cnn_gpu_read_grad(y, in));
-        CNN_TRY(cnn_gpu_write_grad(x, out));
-    } else {
-        CNN_TRY(cnn_gpu_read(x, in));
-        CNN_TRY(cnn_gpu_write(y, out));
-    }
-fail:
-    return st;
-}
-
 /* TEST (or TEST-like backward): out = in * test_scale, skipped in place
  * when the scale is 1. */
 static cnn_status gpu_test_pass(cnn_layer *l, bool grad)
@@ -133,7 +113,7 @@ static cnn_status gpu_test_pass(cnn_layer *l, bool grad)
     const float *in;
     float *out;
     if (l->top[0] == l->bottom[0] && test_scale(d) == 1.f) return CNN_OK;
-    CNN_TRY(gpu_io(l, grad, &in, &out));
+    CNN_TRY(cnn_layer_gpu_io(l, grad, &in, &out));
     if (out != in) CNN_TRY(cnn_cuda_copy(l->cuda, n, in, out));
     if (test_scale(d) != 1.f) CNN_TRY(cnn_cuda_scale(l->cuda, n, test_scale(d), out));
 fail:
@@ -151,7 +131,7 @@ static cnn_status dropout_forward_gpu(cnn_layer *l)
     CNN_TRY(cnn_gpu_write(d->mask, &m));
     CNN_TRY(cnn_cuda_dropout_mask(l->cuda, n, cnn_rng_next(l->rng), 0, 1.f - d->ratio,
                                   keep_scale(d), m));
-    CNN_TRY(gpu_io(l, false, &x, &y));
+    CNN_TRY(cnn_layer_gpu_io(l, false, &x, &y));
     CNN_TRY(cnn_cuda_dropout_apply(l->cuda, n, x, m, y));
 fail:
     return st;
@@ -166,7 +146,7 @@ static cnn_status dropout_backward_gpu(cnn_layer *l)
     if (!l->propagate_down[0]) return CNN_OK;
     if (l->phase != CNN_TRAIN) return gpu_test_pass(l, true);
     CNN_TRY(cnn_gpu_read(d->mask, &m));
-    CNN_TRY(gpu_io(l, true, &dy, &dx));
+    CNN_TRY(cnn_layer_gpu_io(l, true, &dy, &dx));
     CNN_TRY(cnn_cuda_dropout_apply(l->cuda, l->bottom[0]->count, dy, m, dx));
 fail:
     return st;

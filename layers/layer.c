@@ -146,3 +146,21 @@ cnn_status cnn_layer_error(const cnn_layer *l, cnn_status s, const char *fmt, ..
     va_end(ap);
     return CNN_ERROR(s, "layer '%s' (%s): %s", l->name, l->type->name, msg);
 }
+
+cnn_status cnn_layer_gpu_io(cnn_layer *l, bool grad, const float **in, float **out)
+{
+    cnn_status st = CNN_OK;
+    cnn_tensor *x = l->bottom[0], *y = l->top[0];
+    if (x == y) {
+        CNN_TRY(grad ? cnn_gpu_modify_grad(y, out) : cnn_gpu_modify(y, out));
+        *in = *out;
+    } else if (grad) {
+        CNN_TRY(cnn_gpu_read_grad(y, in));
+        CNN_TRY(cnn_gpu_write_grad(x, out));
+    } else {
+        CNN_TRY(cnn_gpu_read(x, in));
+        CNN_TRY(cnn_gpu_write(y, out));
+    }
+fail:
+    return st;
+}

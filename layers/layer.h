@@ -102,6 +102,10 @@ cnn_status cnn_layer_param(cnn_layer *l, int idx, int ndim, const int *shape,
                            const cnn_filler *f, cnn_tensor **out);
 /* Allocates zeroed priv of `size` bytes. */
 cnn_status cnn_layer_alloc_priv(cnn_layer *l, size_t size);
+/* Device pointers of a one-bottom, one-top layer's GPU pass: bottom data
+ * read and top data written; with `grad`, top grad read and bottom grad
+ * written. In place, one read-write pointer serves both. */
+cnn_status cnn_layer_gpu_io(cnn_layer *l, bool grad, const float **in, float **out);
 /* Error naming the layer: "layer 'conv1' (Convolution): ...". */
 cnn_status cnn_layer_error(const cnn_layer *l, cnn_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

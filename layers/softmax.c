@@ -96,9 +96,7 @@ static cnn_status softmax_forward_gpu(cnn_layer *l)
     const softmax_priv *s = l->priv;
     const float *x;
     float *y;
-    CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
-    CNN_TRY(l->top[0] == l->bottom[0] ? cnn_gpu_modify(l->top[0], &y)
-                                      : cnn_gpu_write(l->top[0], &y));
+    CNN_TRY(cnn_layer_gpu_io(l, false, &x, &y));
     CNN_TRY(cnn_cuda_softmax_forward(l->cuda, s->outer, s->c, s->inner, x, y));
 fail:
     return st;
@@ -112,9 +110,7 @@ static cnn_status softmax_backward_gpu(cnn_layer *l)
     float *dx;
     if (!l->propagate_down[0]) return CNN_OK;
     CNN_TRY(cnn_gpu_read(l->top[0], &y));
-    CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
-    CNN_TRY(l->top[0] == l->bottom[0] ? cnn_gpu_modify_grad(l->bottom[0], &dx)
-                                      : cnn_gpu_write_grad(l->bottom[0], &dx));
+    CNN_TRY(cnn_layer_gpu_io(l, true, &dy, &dx));
     CNN_TRY(cnn_cuda_softmax_backward(l->cuda, s->outer, s->c, s->inner, y, dy, dx));
 fail:
     return st;
