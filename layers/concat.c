@@ -63,19 +63,34 @@ static cnn_status concat_reshape(cnn_layer *l)
     return cnn_tensor_reshape(l->top[0], b0->ndim, shape);
 }
 
+/* The top as `outer` rows of top_chunk floats; bottom i fills `inner`
+ * times its extent along the axis of each row. */
+typedef struct {
+    int axis;
+    size_t outer, inner, top_chunk;
+} concat_geom;
+
+static concat_geom geom(const cnn_layer *l)
+{
+    const concat_priv *c = l->priv;
+    const cnn_tensor *top = l->top[0];
+    concat_geom g = {.axis = cnn_tensor_axis(top, c->axis)};
+    g.outer = cnn_tensor_count_range(top, 0, g.axis);
+    g.inner = cnn_tensor_count_range(top, g.axis + 1, top->ndim);
+    g.top_chunk = (size_t)top->shape[g.axis] * g.inner;
+    return g;
+}
+
 /* Copies between the bottoms and the top: to the top when `fwd`, else the
  * top's gradient back into the bottoms' gradients. */
 static void concat_copy(cnn_layer *l, bool fwd)
 {
-    concat_priv *c = l->priv;
     cnn_tensor *top = l->top[0];
-    int axis = cnn_tensor_axis(top, c->axis);
-    size_t outer = cnn_tensor_count_range(top, 0, axis);
-    size_t inner = cnn_tensor_count_range(top, axis + 1, top->ndim);
-    size_t top_chunk = (size_t)top->shape[axis] * inner, at = 0;
+    concat_geom g = geom(l);
+    size_t outer = g.outer, top_chunk = g.top_chunk, at = 0;
     for (int i = 0; i < l->n_bottom; i++) {
         cnn_tensor *b = l->bottom[i];
-        size_t chunk = (size_t)b->shape[axis] * inner;
+        size_t chunk = (size_t)b->shape[g.axis] * g.inner;
         if (fwd || l->propagate_down[i]) {
 #pragma omp parallel for if (outer * chunk > 65536)
             for (size_t o = 0; o < outer; o++) {
@@ -108,12 +123,9 @@ static cnn_status concat_backward(cnn_layer *l)
 static cnn_status concat_copy_gpu(cnn_layer *l, bool fwd)
 {
     cnn_status st = CNN_OK;
-    concat_priv *c = l->priv;
     cnn_tensor *top = l->top[0];
-    int axis = cnn_tensor_axis(top, c->axis);
-    size_t outer = cnn_tensor_count_range(top, 0, axis);
-    size_t inner = cnn_tensor_count_range(top, axis + 1, top->ndim);
-    size_t top_chunk = (size_t)top->shape[axis] * inner, at = 0;
+    concat_geom g = geom(l);
+    size_t at = 0;
     const float *src;
     float *y = NULL, *x;
     if (fwd) {
@@ -124,7 +136,7 @@ static cnn_status concat_copy_gpu(cnn_layer *l, bool fwd)
     }
     for (int i = 0; i < l->n_bottom; i++) {
         cnn_tensor *b = l->bottom[i];
-        size_t chunk = (size_t)b->shape[axis] * inner;
+        size_t chunk = (size_t)b->shape[g.axis] * g.inner;
         if (fwd) {
             CNN_TRY(cnn_gpu_read(b, &src));
             x = (float *)src; /* only read (to_y) */
@@ -134,7 +146,7 @@ static cnn_status concat_copy_gpu(cnn_layer *l, bool fwd)
             at += chunk;
             continue;
         }
-        CNN_TRY(cnn_cuda_concat_copy(l->cuda, outer, chunk, top_chunk, at, fwd, x, y));
+        CNN_TRY(cnn_cuda_concat_copy(l->cuda, g.outer, chunk, g.top_chunk, at, fwd, x, y));
         at += chunk;
     }
 fail:
