@@ -2,17 +2,22 @@
  *
  * A mirror holds device copies of a tensor's data and grad, both sized to
  * the mirror's capacity (the tensor's capacity when attached or grown), on
- * one context, and a head per array: which copy is current. Uploads go on
- * the context's stream. A tensor's first upload (parameters, most of the
- * time: uploaded once) goes straight from its pageable host copy; from the
- * second on (an input batch, a host layer's output: every step) it goes
- * through one of two pinned staging buffers, so that the copy is truly
- * asynchronous and the host goes on queueing work, overlapping the next
- * batch with the step before. A staging buffer is reused once the upload
- * that last read it has finished (its event). Downloads wait for the
- * stream. Every tensor of a GPU net is only ever written on its own
+ * one context, and a head per array: which copy is current. Downloads wait
+ * for the stream. Every tensor of a GPU net is only ever written on its own
  * context's stream (the Copy layer's peer copies included), so a download
- * on that stream sees every write queued before it. */
+ * on that stream sees every write queued before it.
+ *
+ * Uploads: a tensor the host writes every step (an input batch, a host
+ * layer's output: cnn_tensor_stream) has a feed. The host copies the array
+ * into one of two pinned buffers, the copy context's stream uploads it into
+ * a device landing buffer, and the tensor's own stream copies it from there
+ * once the upload is done (an event), device to device. So the host only
+ * queues work, the upload of batch k+1 overlaps the compute stream's step k,
+ * and the tensor's device pointers never change. A pinned buffer is refilled
+ * once the host has seen its previous upload finish; the landing buffer is
+ * refilled once the compute stream has copied it out (another event). Any
+ * other upload (parameters: once) goes straight from the pageable host copy
+ * on the tensor's stream. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,26 +25,34 @@
 
 typedef enum { HEAD_HOST, HEAD_DEVICE, HEAD_BOTH } head;
 
-/* A pinned host buffer of the mirror's capacity and the event recorded after
- * the last upload that read it. */
-typedef struct stage {
-    float *buf;
-    cnn_cuda_event *done;
-} stage;
+/* The upload path of a streamed tensor (see the top), buffers of the
+ * mirror's capacity. */
+typedef struct feed {
+    cnn_cuda_ctx *copy;          /* whose stream uploads */
+    float *pinned[2];            /* host staging */
+    cnn_cuda_event *uploaded[2]; /* on the copy stream, after the upload from pinned[i] */
+    float *landing;              /* device buffer the copy stream fills */
+    cnn_cuda_event *drained;     /* on the tensor's stream, after landing was copied out */
+    int next;                    /* the pinned buffer the next upload uses */
+} feed;
 
 typedef struct mirror {
     cnn_cuda_ctx *ctx;
     float *data, *grad; /* (cap) each; NULL while cap is 0 */
     size_t cap;
     head hd, hg;        /* heads of data and grad */
-    unsigned uploads;   /* so far; staging starts at the second */
-    stage stage[2];     /* allocated at the second upload */
-    int next;           /* the staging buffer the next upload uses */
+    feed *feed;         /* streamed tensors only */
 } mirror;
 
 static mirror *mir(const cnn_tensor *t) { return (mirror *)t->dev; }
 
 static const char *tname(const cnn_tensor *t) { return t->name ? t->name : "(unnamed)"; }
+
+static cnn_status not_attached(const cnn_tensor *t)
+{
+    return CNN_ERROR(CNN_ERR_ARG, "tensor '%s' has no device copy (not on a GPU net)",
+                     tname(t));
+}
 
 /* Allocates both device arrays for `cap` floats (nothing for 0). */
 static cnn_status alloc_arrays(mirror *m, size_t cap)
@@ -59,45 +72,78 @@ static cnn_status alloc_arrays(mirror *m, size_t cap)
     return CNN_OK;
 }
 
-/* Waits for the uploads still reading the staging buffers, then frees them. */
-static void free_stages(mirror *m)
+/* Waits for the copies still using the feed's buffers, then frees them
+ * (the events and the copy context stay). */
+static void free_feed_buffers(mirror *m, feed *f)
 {
     for (int i = 0; i < 2; i++) {
-        stage *s = &m->stage[i];
-        if (s->done) cnn_cuda_event_sync(s->done);
-        cnn_cuda_event_free(s->done);
-        cnn_cuda_free_host(s->buf);
-        s->done = NULL;
-        s->buf = NULL;
+        if (f->uploaded[i]) cnn_cuda_event_sync(f->uploaded[i]);
+        cnn_cuda_free_host(f->pinned[i]);
+        f->pinned[i] = NULL;
     }
+    if (f->drained) cnn_cuda_event_sync(f->drained);
+    cnn_cuda_free(m->ctx, f->landing);
+    f->landing = NULL;
 }
 
-static cnn_status alloc_stages(mirror *m)
+static cnn_status alloc_feed_buffers(mirror *m, feed *f)
 {
-    for (int i = 0; i < 2; i++) {
-        stage *s = &m->stage[i];
-        cnn_status st = cnn_cuda_malloc_host(m->cap * sizeof(float), (void **)&s->buf);
-        if (!st) st = cnn_cuda_event_create(m->ctx, false, &s->done);
-        if (st) {
-            free_stages(m);
-            return st;
-        }
-    }
+    cnn_status st = CNN_OK;
+    size_t bytes = m->cap * sizeof(float);
+    if (!bytes) return CNN_OK;
+    for (int i = 0; i < 2; i++) CNN_TRY(cnn_cuda_malloc_host(bytes, (void **)&f->pinned[i]));
+    CNN_TRY(cnn_cuda_malloc(m->ctx, bytes, (void **)&f->landing));
     return CNN_OK;
+fail:
+    free_feed_buffers(m, f);
+    return st;
 }
 
-/* Copies n floats from the host to dev on the mirror's stream (see the top). */
+static void free_feed(mirror *m)
+{
+    feed *f = m->feed;
+    if (!f) return;
+    free_feed_buffers(m, f);
+    for (int i = 0; i < 2; i++) cnn_cuda_event_free(f->uploaded[i]);
+    cnn_cuda_event_free(f->drained);
+    free(f);
+    m->feed = NULL;
+}
+
+static cnn_status make_feed(mirror *m, cnn_cuda_ctx *copy)
+{
+    cnn_status st = CNN_OK;
+    feed *f = calloc(1, sizeof *f);
+    if (!f) return CNN_ERROR(CNN_ERR_MEMORY, "out of memory");
+    f->copy = copy;
+    m->feed = f;
+    for (int i = 0; i < 2; i++) CNN_TRY(cnn_cuda_event_create(copy, false, &f->uploaded[i]));
+    CNN_TRY(cnn_cuda_event_create(m->ctx, false, &f->drained));
+    CNN_TRY(alloc_feed_buffers(m, f));
+    return CNN_OK;
+fail:
+    free_feed(m);
+    return st;
+}
+
+/* Copies n floats from the host to dev, queued on the mirror's stream (see
+ * the top). */
 static cnn_status upload(mirror *m, float *dev, const float *host, size_t n)
 {
     cnn_status st = CNN_OK;
-    if (m->uploads++ == 0) return cnn_cuda_upload(m->ctx, dev, host, n * sizeof(float));
-    if (!m->stage[0].buf) CNN_TRY(alloc_stages(m));
-    stage *s = &m->stage[m->next];
-    m->next ^= 1;
-    CNN_TRY(cnn_cuda_event_sync(s->done));
-    memcpy(s->buf, host, n * sizeof(float));
-    CNN_TRY(cnn_cuda_upload(m->ctx, dev, s->buf, n * sizeof(float)));
-    CNN_TRY(cnn_cuda_event_record(m->ctx, s->done));
+    feed *f = m->feed;
+    size_t bytes = n * sizeof(float);
+    if (!f) return cnn_cuda_upload(m->ctx, dev, host, bytes);
+    int i = f->next;
+    f->next ^= 1;
+    CNN_TRY(cnn_cuda_event_sync(f->uploaded[i]));
+    memcpy(f->pinned[i], host, bytes);
+    CNN_TRY(cnn_cuda_wait_event(f->copy, f->drained));
+    CNN_TRY(cnn_cuda_upload(f->copy, f->landing, f->pinned[i], bytes));
+    CNN_TRY(cnn_cuda_event_record(f->copy, f->uploaded[i]));
+    CNN_TRY(cnn_cuda_wait_event(m->ctx, f->uploaded[i]));
+    CNN_TRY(cnn_cuda_copy_bytes(m->ctx, dev, f->landing, bytes));
+    CNN_TRY(cnn_cuda_event_record(m->ctx, f->drained));
 fail:
     return st;
 }
@@ -129,33 +175,39 @@ void cnn_tensor_detach(cnn_tensor *t)
 {
     mirror *m = mir(t);
     if (!m) return;
-    free_stages(m);
+    free_feed(m);
     cnn_cuda_free(m->ctx, m->data);
     cnn_cuda_free(m->ctx, m->grad);
     free(m);
     t->dev = NULL;
 }
 
+cnn_status cnn_tensor_stream(cnn_tensor *t, cnn_cuda_ctx *copy)
+{
+    mirror *m = mir(t);
+    if (!m) return not_attached(t);
+    if (!m->feed) return make_feed(m, copy);
+    if (m->feed->copy == copy) return CNN_OK;
+    return CNN_ERROR(CNN_ERR_ARG, "tensor '%s' is already fed by another copy context",
+                     tname(t));
+}
+
 cnn_status cnn_tensor_dev_fit(cnn_tensor *t)
 {
     mirror *m = mir(t);
     if (!m || m->cap >= t->capacity) return CNN_OK;
-    free_stages(m);
+    if (m->feed) free_feed_buffers(m, m->feed);
     cnn_cuda_free(m->ctx, m->data);
     cnn_cuda_free(m->ctx, m->grad);
     m->data = m->grad = NULL;
     m->cap = 0;
     m->hd = m->hg = HEAD_HOST;
-    return alloc_arrays(m, t->capacity);
+    cnn_status st = alloc_arrays(m, t->capacity);
+    if (!st && m->feed) st = alloc_feed_buffers(m, m->feed);
+    return st;
 }
 
 /* ---- intents ------------------------------------------------------------ */
-
-static cnn_status not_attached(const cnn_tensor *t)
-{
-    return CNN_ERROR(CNN_ERR_ARG, "tensor '%s' has no device copy (not on a GPU net)",
-                     tname(t));
-}
 
 /* The device array (data or grad) for an access: uploads the host copy
  * when it alone is current and the access reads; sets the head. */

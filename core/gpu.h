@@ -31,6 +31,14 @@ cnn_status cnn_tensor_attach(cnn_tensor *t, cnn_cuda_ctx *ctx);
 /* The context of t's mirror; NULL for a host-only tensor. */
 cnn_cuda_ctx *cnn_tensor_ctx(const cnn_tensor *t);
 
+/* Marks t as written by the host every step (an input batch, the output
+ * of a layer that runs on the host): its uploads then go through pinned
+ * staging and `copy`'s stream (a context from cnn_cuda_copy_ctx_create on
+ * t's device), overlapping the work on t's own stream, and land with one
+ * device-to-device copy on t's stream (core/gpu.c). Allocates the staging
+ * now and again when t grows; a no-op when t is fed by `copy` already. */
+cnn_status cnn_tensor_stream(cnn_tensor *t, cnn_cuda_ctx *copy);
+
 /* Device pointers to t's data (count floats) with the given intent. t must
  * be attached; a tensor of count 0 gives NULL and succeeds. */
 cnn_status cnn_gpu_read(cnn_tensor *t, const float **out);

@@ -64,6 +64,7 @@ struct cnn_net {
     int *bwd_wait;   /* the same for backward, steps counted in reverse order */
     bool gpu;                                /* opts.gpus > 0 */
     cnn_cuda_ctx *cuda[CNN_MAX_DEVICES];     /* per logical device, on GPUs */
+    cnn_cuda_ctx *copy[CNN_MAX_DEVICES];     /* their upload streams (core/gpu.c) */
     cnn_cuda_event *joined[CNN_MAX_DEVICES]; /* per device: pass joins, cross-net copies */
     float *loss_buf; /* device 0: a scalar slot, then ones (loss_cap), staging (loss_cap) */
     size_t loss_cap;
@@ -603,6 +604,7 @@ static cnn_status make_contexts(cnn_net *n, const cnn_net_opts *o)
     for (int d = 0; d < n->n_devices; d++) {
         int phys = o->gpu[d < o->gpus ? d : o->gpus - 1];
         CNN_TRY(cnn_cuda_ctx_create(phys, &n->cuda[d]));
+        CNN_TRY(cnn_cuda_copy_ctx_create(phys, &n->copy[d]));
         cnn_cuda_ctx_set_workspace_limit(n->cuda[d], o->workspace_bytes
                                                          ? o->workspace_bytes
                                                          : CNN_CUDA_DEFAULT_WORKSPACE);
@@ -625,6 +627,7 @@ static void free_contexts(cnn_net *n)
     if (n->loss_buf) cnn_cuda_free(n->cuda[0], n->loss_buf);
     for (int d = 0; d < CNN_MAX_DEVICES; d++) {
         cnn_cuda_event_free(n->joined[d]);
+        cnn_cuda_ctx_free(n->copy[d]);
         cnn_cuda_ctx_free(n->cuda[d]);
     }
 }
@@ -643,6 +646,47 @@ static cnn_status attach_rest(cnn_net *n)
     cnn_status st = CNN_OK;
     for (int i = 0; i < n->n_blobs && n->gpu; i++)
         CNN_TRY(attach_free(n->blobs[i], n->cuda[n->blobs[i]->device]));
+fail:
+    return st;
+}
+
+/* Whether layer l runs a pass on the host on this GPU net. */
+static bool host_layer(const cnn_layer *l)
+{
+    return !(l->cuda && l->type->forward_gpu) || (l->need_backward && !l->type->backward_gpu);
+}
+
+/* Gives t a feed on its context's copy stream (core/gpu.c). */
+static cnn_status feed_tensor(cnn_net *n, cnn_tensor *t)
+{
+    cnn_cuda_ctx *ctx = cnn_tensor_ctx(t);
+    for (int d = 0; d < n->n_devices; d++)
+        if (n->cuda[d] == ctx) return cnn_tensor_stream(t, n->copy[d]);
+    return CNN_OK;
+}
+
+static cnn_status feed_all(cnn_net *n, cnn_tensor *const *t, int k)
+{
+    cnn_status st = CNN_OK;
+    for (int i = 0; i < k; i++) CNN_TRY(feed_tensor(n, t[i]));
+fail:
+    return st;
+}
+
+/* The tensors the host writes every step — the inputs and everything a
+ * host-run layer touches — upload on the copy streams, asynchronously. */
+static cnn_status feed_host_tensors(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    if (!n->gpu) return CNN_OK;
+    CNN_TRY(feed_all(n, n->inputs, n->n_inputs));
+    for (int i = 0; i < n->n_layers; i++) {
+        cnn_layer *l = n->layers[i];
+        if (!host_layer(l)) continue;
+        CNN_TRY(feed_all(n, l->top, l->n_top));
+        CNN_TRY(feed_all(n, l->bottom, l->n_bottom));
+        CNN_TRY(feed_all(n, l->param, l->n_param));
+    }
 fail:
     return st;
 }
@@ -1164,6 +1208,7 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     CNN_TRY(plan_backward(n));
     CNN_TRY(find_inputs_outputs(n));
     CNN_TRY(plan_devices(n, o->seed));
+    CNN_TRY(feed_host_tensors(n)); /* again: the inputs and need_backward are known now */
     for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
     free(specs);
     free_strs(inputs, n_inputs);
@@ -1413,6 +1458,7 @@ cnn_status cnn_net_reshape(cnn_net *n)
                                        l->top[t]->name);
     }
     CNN_TRY(fit_loss_buf(n));
+    CNN_TRY(feed_host_tensors(n));
 fail:
     return st;
 }

@@ -36,6 +36,10 @@ typedef struct cnn_cuda_ctx cnn_cuda_ctx;
  * CNN_CUDA_SYNC=1 in the environment turns on the debug mode (a stream
  * synchronisation and error check after every launch). */
 cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out);
+/* A context for copies and events only: a non-blocking stream of its own on
+ * `device`, no cuBLAS or cuDNN handle (library ops on it fail). Nets upload
+ * input batches on one, so that the copy overlaps the compute stream. */
+cnn_status cnn_cuda_copy_ctx_create(int device, cnn_cuda_ctx **out);
 void cnn_cuda_ctx_free(cnn_cuda_ctx *ctx);
 int cnn_cuda_ctx_device(const cnn_cuda_ctx *ctx);
 /* Makes the context's device current on the calling thread (ops assume it). */

@@ -55,10 +55,11 @@ static void release(cnn_cuda_ctx *c)
     free(c->cache);
 }
 
-static cnn_status init(cnn_cuda_ctx *c)
+static cnn_status init(cnn_cuda_ctx *c, bool copy_only)
 {
     CNN_CUDA(cudaSetDevice(c->device));
     CNN_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    if (copy_only) return CNN_OK;
     CNN_CUBLAS(cublasCreate(&c->blas));
     CNN_CUBLAS(cublasSetStream(c->blas, c->stream));
     CNN_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
@@ -68,7 +69,7 @@ static cnn_status init(cnn_cuda_ctx *c)
     return CNN_OK;
 }
 
-extern "C" cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
+static cnn_status create(int device, bool copy_only, cnn_cuda_ctx **out)
 {
     *out = NULL;
     int count = cnn_cuda_device_count();
@@ -79,7 +80,7 @@ extern "C" cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
     c->device = device;
     c->ws_limit = CNN_CUDA_DEFAULT_WORKSPACE;
     c->sync_debug = env_on("CNN_CUDA_SYNC");
-    cnn_status st = init(c);
+    cnn_status st = init(c, copy_only);
     if (st != CNN_OK) {
         release(c);
         free(c);
@@ -87,6 +88,16 @@ extern "C" cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
     }
     *out = c;
     return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
+{
+    return create(device, false, out);
+}
+
+extern "C" cnn_status cnn_cuda_copy_ctx_create(int device, cnn_cuda_ctx **out)
+{
+    return create(device, true, out);
 }
 
 extern "C" void cnn_cuda_ctx_free(cnn_cuda_ctx *ctx)

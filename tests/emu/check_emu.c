@@ -112,6 +112,16 @@ START_TEST(test_device_pointer_as_host_aborts)
 }
 END_TEST
 
+/* A copy-only context has no library handles: a launch on it is a bug. */
+START_TEST(test_copy_ctx_launch_aborts)
+{
+    cnn_cuda_ctx *c = ctx(0), *copy = NULL;
+    ck_assert(cnn_cuda_copy_ctx_create(0, &copy) == CNN_OK);
+    float *d = dev_floats(c, 4);
+    cnn_cuda_set(copy, 4, 0.f, d);
+}
+END_TEST
+
 START_TEST(test_double_free_aborts)
 {
     cnn_cuda_ctx *c = ctx(0);
@@ -241,6 +251,7 @@ int main(void)
     tcase_add_test_raise_signal(tc, test_wrong_current_device_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_device_pointer_as_host_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_double_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_copy_ctx_launch_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_unordered_read_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_unordered_overwrite_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_unordered_peer_copy_aborts, SIGABRT);

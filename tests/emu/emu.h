@@ -29,6 +29,7 @@ struct cnn_cuda_ctx {
     int slot; /* index of the stream's clock (tests/emu/emu_context.c) */
     size_t ws_limit, ws_size;
     bool deterministic, tf32, sync_debug;
+    bool copy_only; /* cnn_cuda_copy_ctx_create: no kernel or library launches */
 };
 
 /* Checks an access by an op on stream `by` to [p, p + bytes), memory of

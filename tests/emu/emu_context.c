@@ -160,6 +160,13 @@ static __thread int current_device;
 
 void cnn_emu_need_current(const char *op, const cnn_cuda_ctx *ctx)
 {
+    if (ctx->copy_only) {
+        fprintf(stderr,
+                "cnn CUDA emulator: %s on a copy-only context (cnn_cuda_copy_ctx_create): it "
+                "has no cuBLAS or cuDNN handle, and nets launch nothing on it\n",
+                op);
+        die();
+    }
     if (ctx->device == current_device) return;
     fprintf(stderr,
             "cnn CUDA emulator: %s on a context of device %d while device %d is current on "
@@ -325,7 +332,7 @@ void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t b
 
 /* ---- contexts --------------------------------------------------------------- */
 
-cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
+static cnn_status create(int device, bool copy_only, cnn_cuda_ctx **out)
 {
     *out = NULL;
     int count = cnn_cuda_device_count();
@@ -350,8 +357,19 @@ cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
     c->ws_limit = CNN_CUDA_DEFAULT_WORKSPACE;
     const char *v = getenv("CNN_CUDA_SYNC");
     c->sync_debug = v && *v && strcmp(v, "0") != 0;
+    c->copy_only = copy_only;
     *out = c;
     return CNN_OK;
+}
+
+cnn_status cnn_cuda_ctx_create(int device, cnn_cuda_ctx **out)
+{
+    return create(device, false, out);
+}
+
+cnn_status cnn_cuda_copy_ctx_create(int device, cnn_cuda_ctx **out)
+{
+    return create(device, true, out);
 }
 
 /* Like the real one, waits for the stream; then forgets the slot's clocks

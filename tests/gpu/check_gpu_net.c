@@ -903,9 +903,10 @@ START_TEST(test_solve_loop)
 END_TEST
 
 /* Steps that never read the loss back queue work without host waits: each
- * batch goes up through the pinned staging buffers (core/gpu.c), which the
- * host refills only after their previous upload finished (the emulator
- * aborts otherwise). The weights still match the CPU's. */
+ * batch goes up through pinned staging and the copy stream (core/gpu.c);
+ * the emulator aborts if a pinned buffer is refilled before its previous
+ * upload finished, or if the copy and compute streams touch the landing
+ * buffer unordered. The weights still match the CPU's. */
 START_TEST(test_steps_without_readback)
 {
     const char *text =
