@@ -3,7 +3,8 @@
  * binary batches), transformed by transform_param and prefetched by the
  * loader's worker threads. Caffe's LEVELDB / LMDB backends parse but cannot
  * run. Tops: data (N, C, H, W) and optionally label (N). */
-#define _GNU_SOURCE /* strcasestr */
+#define _GNU_SOURCE /* strcasestr, sched_getaffinity */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,15 +60,27 @@ static cnn_status data_fill(void *ctx, size_t i, float *data, float *label, cnn_
     return CNN_OK;
 }
 
-/* Reads data_param's extension fields shared with the loader. */
-static cnn_status loader_fields(cnn_cfg *p, int *threads, int *prefetch)
+/* Loader threads when a data layer does not say: one per CPU this process
+ * may run on, at most AUTO_THREADS (beyond that the GPU is fed anyway). */
+#define AUTO_THREADS 8
+
+static int auto_threads(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
+    return n < 1 ? 1 : n > AUTO_THREADS ? AUTO_THREADS : n;
+}
+
+cnn_status cnn_data_loader_fields(cnn_cfg *p, int *threads, int *prefetch)
 {
     cnn_status st = CNN_OK;
-    CNN_TRY(cnn_cfg_int(p, "threads", 2, threads));
-    CNN_TRY(cnn_cfg_int(p, "prefetch", 4, prefetch));
+    CNN_TRY(cnn_cfg_int(p, "threads", auto_threads(), threads));
     if (*threads < 0 || *threads > MAX_THREADS)
         return cnn_cfg_error(cnn_cfg_get(p, "threads"), CNN_ERR_CONFIG,
                              "threads must be 0 to %d", MAX_THREADS);
+    /* Each worker fills a whole batch into a ring slot: as many slots as
+     * workers keep them all busy. */
+    CNN_TRY(cnn_cfg_int(p, "prefetch", *threads > 4 ? *threads : 4, prefetch));
     if (*prefetch < 1)
         return cnn_cfg_error(cnn_cfg_get(p, "prefetch"), CNN_ERR_CONFIG,
                              "prefetch must be at least 1");
@@ -97,7 +110,7 @@ static cnn_status data_setup(cnn_layer *l, cnn_cfg *cfg)
     CNN_TRY(cnn_cfg_bool(p, "shuffle", false, &shuffle));
     /* Only meaningful for encoded datums in LMDB/LEVELDB, which we never read. */
     CNN_TRY(cnn_cfg_bool(p, "force_encoded_color", false, &encoded_color));
-    CNN_TRY(loader_fields(p, &threads, &prefetch));
+    CNN_TRY(cnn_data_loader_fields(p, &threads, &prefetch));
     CNN_TRY(cnn_data_transform_parse(cfg, p, &dp->tf));
     if (!source) return cnn_layer_error(l, CNN_ERR_CONFIG, "data_param.source is missing");
     if (dp->batch <= 0)

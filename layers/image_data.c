@@ -16,7 +16,6 @@
 #include "../core/loader.h"
 #include "layer.h"
 
-#define MAX_THREADS 64
 /* Replacements tried for one sample before giving up. */
 #define MAX_TRIES 32
 
@@ -219,8 +218,7 @@ static cnn_status image_data_setup(cnn_layer *l, cnn_cfg *cfg)
     CNN_TRY(cnn_cfg_int(p, "new_width", 0, &new_w));
     CNN_TRY(cnn_cfg_bool(p, "is_color", true, &is_color));
     CNN_TRY(cnn_cfg_string(p, "root_folder", "", &root));
-    CNN_TRY(cnn_cfg_int(p, "threads", 2, &threads));
-    CNN_TRY(cnn_cfg_int(p, "prefetch", 4, &prefetch));
+    CNN_TRY(cnn_data_loader_fields(p, &threads, &prefetch));
     CNN_TRY(cnn_cfg_int(p, "max_bad_images", -1, &ip->max_bad));
     CNN_TRY(cnn_cfg_string(p, "labels_file", NULL, &labels_file));
     CNN_TRY(cnn_data_transform_parse(cfg, p, &ip->tf));
@@ -230,12 +228,6 @@ static cnn_status image_data_setup(cnn_layer *l, cnn_cfg *cfg)
     if (new_h < 0 || new_w < 0 || (new_h > 0) != (new_w > 0))
         return cnn_layer_error(l, CNN_ERR_CONFIG, "new_height and new_width must be given "
                                "together, and be positive");
-    if (threads < 0 || threads > MAX_THREADS)
-        return cnn_cfg_error(cnn_cfg_get(p, "threads"), CNN_ERR_CONFIG,
-                             "threads must be 0 to %d", MAX_THREADS);
-    if (prefetch < 1)
-        return cnn_cfg_error(cnn_cfg_get(p, "prefetch"), CNN_ERR_CONFIG,
-                             "prefetch must be at least 1");
     if (ip->max_bad < -1)
         return cnn_cfg_error(cnn_cfg_get(p, "max_bad_images"), CNN_ERR_CONFIG,
                              "max_bad_images must be -1 (no limit) or at least 0");

@@ -31,6 +31,11 @@ cnn_status cnn_filler_parse(cnn_cfg *m, const char *key, float def_value, cnn_fi
 /* Fills t; fan-in is count/shape[0], fan-out count/shape[1]. */
 void cnn_filler_fill(const cnn_filler *f, cnn_tensor *t, cnn_rng *rng);
 
+/* Reads the loader fields of a data layer's parameter message p (Data,
+ * ImageData): `threads` (default: one per usable CPU, at most 8) and
+ * `prefetch` (default: 4, or `threads` when more), checked. */
+cnn_status cnn_data_loader_fields(cnn_cfg *p, int *threads, int *prefetch);
+
 /* A layer type: a table of functions registered under Caffe's type name. */
 typedef struct cnn_layer_type {
     const char *name;
