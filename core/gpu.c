@@ -41,6 +41,7 @@ typedef struct mirror {
     float *data, *grad; /* (cap) each; NULL while cap is 0 */
     size_t cap;
     head hd, hg;        /* heads of data and grad */
+    bool grad_zero;     /* the grad is zero, in neither copy yet (cnn_gpu_zero_grad) */
     feed *feed;         /* streamed tensors only */
 } mirror;
 
@@ -219,7 +220,12 @@ static cnn_status dev_array(cnn_tensor *t, bool grad, bool reads, bool writes, f
     if (t->count == 0) return CNN_OK;
     float *dev = grad ? m->grad : m->data;
     head *h = grad ? &m->hg : &m->hd;
-    if (reads && *h == HEAD_HOST) {
+    if (grad && m->grad_zero) {
+        /* A writer overwrites everything: the zeros are never needed. */
+        m->grad_zero = false;
+        cnn_status st = reads ? cnn_cuda_set(m->ctx, t->count, 0.f, dev) : CNN_OK;
+        if (st) return st;
+    } else if (reads && *h == HEAD_HOST) {
         cnn_status st = upload(m, dev, grad ? t->grad : t->data, t->count);
         if (st) return st;
         *h = HEAD_BOTH;
@@ -253,6 +259,22 @@ cnn_status cnn_gpu_modify_grad(cnn_tensor *t, float **out)
     return dev_array(t, true, true, true, out);
 }
 
+cnn_status cnn_gpu_accumulate_grad(cnn_tensor *t, float **out, bool *accumulate)
+{
+    const mirror *m = mir(t);
+    *accumulate = !(m && m->grad_zero);
+    return *accumulate ? cnn_gpu_modify_grad(t, out) : cnn_gpu_write_grad(t, out);
+}
+
+cnn_status cnn_gpu_zero_grad(cnn_tensor *t)
+{
+    mirror *m = mir(t);
+    if (!m) return not_attached(t);
+    m->grad_zero = true;
+    m->hg = HEAD_DEVICE; /* the host copy is stale too */
+    return CNN_OK;
+}
+
 /* ---- the host side -------------------------------------------------------- */
 
 static cnn_status to_host(cnn_tensor *t, bool grad)
@@ -261,6 +283,13 @@ static cnn_status to_host(cnn_tensor *t, bool grad)
     mirror *m = mir(t);
     if (!m || t->count == 0) return CNN_OK;
     head *h = grad ? &m->hg : &m->hd;
+    if (grad && m->grad_zero) {
+        /* Zeros made on the host; a device read uploads them. */
+        memset(t->grad, 0, t->count * sizeof(float));
+        m->grad_zero = false;
+        *h = HEAD_HOST;
+        return CNN_OK;
+    }
     if (*h != HEAD_DEVICE) return CNN_OK;
     CNN_TRY(cnn_cuda_download(m->ctx, grad ? t->grad : t->data, grad ? m->grad : m->data,
                               t->count * sizeof(float)));
@@ -281,5 +310,7 @@ void cnn_host_wrote_data(cnn_tensor *t)
 
 void cnn_host_wrote_grad(cnn_tensor *t)
 {
-    if (t->dev) mir(t)->hg = HEAD_HOST;
+    if (!t->dev) return;
+    mir(t)->hg = HEAD_HOST;
+    mir(t)->grad_zero = false;
 }

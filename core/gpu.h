@@ -49,6 +49,16 @@ cnn_status cnn_gpu_read_grad(cnn_tensor *t, const float **out);
 cnn_status cnn_gpu_write_grad(cnn_tensor *t, float **out);
 cnn_status cnn_gpu_modify_grad(cnn_tensor *t, float **out);
 
+/* Sets t's grad to zero without launching anything: the first access that
+ * reads it (or the host's) makes the zeros; one that overwrites all of it
+ * never needs them. Zeroing parameter gradients this way costs no kernel
+ * when the first gradient op of the pass overwrites. */
+cnn_status cnn_gpu_zero_grad(cnn_tensor *t);
+/* t's grad for an op that adds into it: *accumulate is false when the
+ * grad is still a pending zero, and the op must then overwrite (= instead
+ * of +=) all of it. */
+cnn_status cnn_gpu_accumulate_grad(cnn_tensor *t, float **out, bool *accumulate);
+
 /* Makes t->data (t->grad) current on the host, downloading and waiting if
  * the device copy is newer. No-op for host-only tensors. */
 cnn_status cnn_host_data(cnn_tensor *t);

@@ -1640,7 +1640,7 @@ cnn_status cnn_net_zero_grads(cnn_net *n)
     cnn_status st = CNN_OK;
     for (int i = 0; i < n->n_params; i++) {
         if (n->gpu)
-            CNN_TRY(dev_fill(n->params[i], true, 0.f));
+            CNN_TRY(cnn_gpu_zero_grad(n->params[i]));
         else
             memset(n->params[i]->grad, 0, n->params[i]->count * sizeof(float));
     }

@@ -276,8 +276,9 @@ cnn_status cnn_cuda_add_bias(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner
 cnn_status cnn_cuda_bcast_scale_grad(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
                                      const float *x, const float *dy, bool accumulate,
                                      float *ds);
+/* db[d] (+)= sum of dy over outer and inner. */
 cnn_status cnn_cuda_bcast_bias_grad(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
-                                    const float *dy, float *db);
+                                    const float *dy, bool accumulate, float *db);
 
 /* ---- structure helpers (kernels/cuda/misc.cu) --------------------------- */
 

@@ -446,7 +446,7 @@ cnn_status cnn_cuda_bcast_scale_grad(cnn_cuda_ctx *ctx, int outer, int dim, size
 }
 
 cnn_status cnn_cuda_bcast_bias_grad(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
-                                    const float *dy, float *db)
+                                    const float *dy, bool accumulate, float *db)
 {
     return no_cuda("cnn_cuda_bcast_bias_grad");
 }

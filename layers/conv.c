@@ -413,16 +413,18 @@ static cnn_status conv_backward_gpu(cnn_layer *l)
     cnn_status st = CNN_OK;
     const float *w, *x, *dy;
     float *dw = NULL, *db = NULL, *dx;
+    bool acc_w = true, acc_b = true; /* false: the first pair overwrites a pending zero */
     if (!cp->plan) return CNN_OK;
     CNN_TRY(cnn_gpu_read(l->param[0], &w));
-    if (param_needed(l, 0)) CNN_TRY(cnn_gpu_modify_grad(l->param[0], &dw));
-    if (cp->bias_term && param_needed(l, 1)) CNN_TRY(cnn_gpu_modify_grad(l->param[1], &db));
+    if (param_needed(l, 0)) CNN_TRY(cnn_gpu_accumulate_grad(l->param[0], &dw, &acc_w));
+    if (cp->bias_term && param_needed(l, 1))
+        CNN_TRY(cnn_gpu_accumulate_grad(l->param[1], &db, &acc_b));
     for (int i = 0; i < l->n_bottom; i++) {
         CNN_TRY(cnn_gpu_read_grad(l->top[i], &dy));
-        if (db) CNN_TRY(cnn_cuda_conv_backward_bias(l->cuda, cp->plan, dy, true, db));
+        if (db) CNN_TRY(cnn_cuda_conv_backward_bias(l->cuda, cp->plan, dy, acc_b || i, db));
         if (dw) {
             CNN_TRY(cnn_gpu_read(l->bottom[i], &x));
-            CNN_TRY(cnn_cuda_conv_backward_filter(l->cuda, cp->plan, x, dy, true, dw));
+            CNN_TRY(cnn_cuda_conv_backward_filter(l->cuda, cp->plan, x, dy, acc_w || i, dw));
         }
         if (l->propagate_down[i]) {
             CNN_TRY(cnn_gpu_write_grad(l->bottom[i], &dx));

@@ -146,20 +146,22 @@ static cnn_status ip_backward_gpu(cnn_layer *l)
     cnn_status st = CNN_OK;
     const float *x, *w, *dy;
     float *dw, *db, *dx;
+    bool acc;
     int n = ip->num_output;
     if (ip->m == 0) return CNN_OK;
     CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
     if (l->spec[0].lr_mult != 0.f) {
         CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
-        CNN_TRY(cnn_gpu_modify_grad(l->param[0], &dw));
+        CNN_TRY(cnn_gpu_accumulate_grad(l->param[0], &dw, &acc));
+        float beta = acc ? 1.f : 0.f;
         if (ip->transpose)
-            CNN_TRY(cnn_cuda_gemm(l->cuda, true, false, ip->k, n, ip->m, 1.f, x, dy, 1.f, dw));
+            CNN_TRY(cnn_cuda_gemm(l->cuda, true, false, ip->k, n, ip->m, 1.f, x, dy, beta, dw));
         else
-            CNN_TRY(cnn_cuda_gemm(l->cuda, true, false, n, ip->k, ip->m, 1.f, dy, x, 1.f, dw));
+            CNN_TRY(cnn_cuda_gemm(l->cuda, true, false, n, ip->k, ip->m, 1.f, dy, x, beta, dw));
     }
     if (ip->bias_term && l->spec[1].lr_mult != 0.f) {
-        CNN_TRY(cnn_gpu_modify_grad(l->param[1], &db));
-        CNN_TRY(cnn_cuda_bcast_bias_grad(l->cuda, ip->m, n, 1, dy, db));
+        CNN_TRY(cnn_gpu_accumulate_grad(l->param[1], &db, &acc));
+        CNN_TRY(cnn_cuda_bcast_bias_grad(l->cuda, ip->m, n, 1, dy, acc, db));
     }
     if (l->propagate_down[0]) {
         CNN_TRY(cnn_gpu_read(l->param[0], &w));

@@ -176,6 +176,7 @@ static cnn_status scale_backward_gpu(cnn_layer *l)
     cnn_status st = CNN_OK;
     const float *dy, *x, *sc;
     float *g;
+    bool acc;
     CNN_TRY(cnn_gpu_read_grad(l->top[0], &dy));
     if (l->top[0] == l->bottom[0])
         x = s->dev_saved;
@@ -183,12 +184,12 @@ static cnn_status scale_backward_gpu(cnn_layer *l)
         CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
     /* Scale and bias gradients first: in place, dx overwrites dy. */
     if (s->bias) {
-        CNN_TRY(cnn_gpu_modify_grad(l->param[l->n_bottom == 1 ? 1 : 0], &g));
-        CNN_TRY(cnn_cuda_bcast_bias_grad(l->cuda, s->outer, s->dim, s->inner, dy, g));
+        CNN_TRY(cnn_gpu_accumulate_grad(l->param[l->n_bottom == 1 ? 1 : 0], &g, &acc));
+        CNN_TRY(cnn_cuda_bcast_bias_grad(l->cuda, s->outer, s->dim, s->inner, dy, acc, g));
     }
     if (l->n_bottom == 1) {
-        CNN_TRY(cnn_gpu_modify_grad(l->param[0], &g));
-        CNN_TRY(cnn_cuda_bcast_scale_grad(l->cuda, s->outer, s->dim, s->inner, x, dy, true, g));
+        CNN_TRY(cnn_gpu_accumulate_grad(l->param[0], &g, &acc));
+        CNN_TRY(cnn_cuda_bcast_scale_grad(l->cuda, s->outer, s->dim, s->inner, x, dy, acc, g));
     } else if (l->propagate_down[1]) {
         CNN_TRY(cnn_gpu_write_grad(l->bottom[1], &g));
         CNN_TRY(cnn_cuda_bcast_scale_grad(l->cuda, s->outer, s->dim, s->inner, x, dy, false, g));

@@ -127,10 +127,11 @@ __global__ void scale_grad_kernel(int outer, int dim, size_t inner, const float 
     if (threadIdx.x == 0) ds[blockIdx.x] = (accumulate ? ds[blockIdx.x] : 0.f) + (float)sum;
 }
 
-__global__ void bias_grad_kernel(int outer, int dim, size_t inner, const float *dy, float *db)
+__global__ void bias_grad_kernel(int outer, int dim, size_t inner, const float *dy,
+                                 bool accumulate, float *db)
 {
     double sum = slice_sum(outer, dim, inner, blockIdx.x, val_of{dy});
-    if (threadIdx.x == 0) db[blockIdx.x] += (float)sum;
+    if (threadIdx.x == 0) db[blockIdx.x] = (accumulate ? db[blockIdx.x] : 0.f) + (float)sum;
 }
 
 /* ---- host side ---------------------------------------------------------- */
@@ -200,8 +201,10 @@ extern "C" cnn_status cnn_cuda_bcast_scale_grad(cnn_cuda_ctx *ctx, int outer, in
 }
 
 extern "C" cnn_status cnn_cuda_bcast_bias_grad(cnn_cuda_ctx *ctx, int outer, int dim,
-                                               size_t inner, const float *dy, float *db)
+                                               size_t inner, const float *dy, bool accumulate,
+                                               float *db)
 {
-    if (dim > 0) CNN_LAUNCH(ctx, bias_grad_kernel, (unsigned)dim, outer, dim, inner, dy, db);
+    if (dim > 0)
+        CNN_LAUNCH(ctx, bias_grad_kernel, (unsigned)dim, outer, dim, inner, dy, accumulate, db);
     return CNN_OK;
 }

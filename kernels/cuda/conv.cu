@@ -332,6 +332,6 @@ extern "C" cnn_status cnn_cuda_conv_backward_filter(cnn_cuda_ctx *ctx, const cnn
 extern "C" cnn_status cnn_cuda_conv_backward_bias(cnn_cuda_ctx *ctx, const cnn_cuda_conv *cv,
                                                   const float *dy, bool accumulate, float *db)
 {
-    if (!accumulate) CNN_TRY_CUDA(cnn_cuda_set(ctx, (size_t)cv->d.o, 0.f, db));
-    return cnn_cuda_bcast_bias_grad(ctx, cv->d.n, cv->d.o, (size_t)cv->oh * cv->ow, dy, db);
+    return cnn_cuda_bcast_bias_grad(ctx, cv->d.n, cv->d.o, (size_t)cv->oh * cv->ow, dy,
+                                    accumulate, db);
 }

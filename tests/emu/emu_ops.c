@@ -925,12 +925,13 @@ cnn_status cnn_cuda_bcast_scale_grad(cnn_cuda_ctx *ctx, int outer, int dim, size
 }
 
 cnn_status cnn_cuda_bcast_bias_grad(cnn_cuda_ctx *ctx, int outer, int dim, size_t inner,
-                                    const float *dy, float *db)
+                                    const float *dy, bool accumulate, float *db)
 {
     TRACE(ctx);
     if (dim <= 0) return CNN_OK;
     DEV_F(dy, szmul(outer, dim, 1) * inner);
     DEV_F(db, dim);
+    if (!accumulate) memset(db, 0, (size_t)dim * sizeof(float));
     cnn_k_bcast_bias_grad(outer, dim, inner, dy, db);
     return CNN_OK;
 }

@@ -570,6 +570,61 @@ START_TEST(test_solver_types)
 }
 END_TEST
 
+/* Parameter gradients are zeroed lazily on the GPU (cnn_gpu_zero_grad): the
+ * first op that writes one overwrites it, later ones add. Covered here: a
+ * weight shared by two layers, a convolution with two bottom/top pairs
+ * (both add into one gradient), gradients no op writes (lr_mult 0: they
+ * must read back as zero), several passes in a row and iter_size 2. */
+#define LAZY_NET                                                                               \
+    INPUT("data", "dim: 3 dim: 2 dim: 6 dim: 6") INPUT("data2", "dim: 3 dim: 2 dim: 6 dim: 6")  \
+    INPUT("label", "dim: 3")                                                                   \
+    "layer { name: \"conv\" type: \"Convolution\" bottom: \"data\" bottom: \"data2\" "       \
+    "  top: \"c1\" top: \"c2\" param { name: \"cw\" } param { lr_mult: 0 } "                  \
+    "  convolution_param { num_output: 3 kernel_size: 3 " FILL_G FILL_B "} }\n"                 \
+    "layer { name: \"conv_b\" type: \"Convolution\" bottom: \"c1\" top: \"c3\" "              \
+    "  param { name: \"cw2\" } "                                                               \
+    "  convolution_param { num_output: 3 kernel_size: 1 " FILL_G FILL_B "} }\n"                 \
+    "layer { name: \"conv_c\" type: \"Convolution\" bottom: \"c2\" top: \"c4\" "              \
+    "  param { name: \"cw2\" } "                                                               \
+    "  convolution_param { num_output: 3 kernel_size: 1 " FILL_G FILL_B "} }\n"                 \
+    "layer { name: \"sum\" type: \"Eltwise\" bottom: \"c3\" bottom: \"c4\" top: \"s\" }\n"     \
+    "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"s\" top: \"ip\" "                   \
+    "  param { lr_mult: 0 } param { lr_mult: 1 } "                                              \
+    "  inner_product_param { num_output: 4 " FILL_G FILL_B "} }\n"                             \
+    "layer { name: \"ip2\" type: \"InnerProduct\" bottom: \"ip\" top: \"ip2\" "                \
+    "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"                            \
+    "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip2\" bottom: \"label\" "      \
+    "  top: \"loss\" }\n"
+
+START_TEST(test_lazy_zero_grads)
+{
+    cnn_net *cpu = build(LAZY_NET, 0, NULL, 0, 4), *gpu = build(LAZY_NET, 1, GPU0, 0, 4);
+    for (int pass = 0; pass < 3; pass++) {
+        fill_inputs(cpu, (uint64_t)pass, 10);
+        fill_inputs(gpu, (uint64_t)pass, 10);
+        float lc, lg;
+        step_pass(cpu, &lc);
+        step_pass(gpu, &lg);
+        double p = compare_params(cpu, gpu, true, tol_pass());
+        printf("  pass %d: loss CPU %.7f GPU %.7f, parameters and gradients within %.3g\n",
+               pass, lc, lg, p);
+    }
+    /* No op wrote these: zeros, made on the host when read. */
+    cnn_tensor *unwritten[2] = {cnn_net_param(gpu, "conv", 1), cnn_net_param(gpu, "ip", 0)};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(cnn_host_grad(unwritten[k]) == CNN_OK, "%s", cnn_error_message());
+        for (size_t i = 0; i < unwritten[k]->count; i++)
+            ck_assert_float_eq(unwritten[k]->grad[i], 0.f);
+    }
+    cnn_net_free(cpu);
+    cnn_net_free(gpu);
+    train_both("lazy zero, iter_size 2",
+               LAZY_NET "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 iter_size: 2 "
+                        "weight_decay: 0.01 max_iter: 4 random_seed: 3 }\n",
+               4, tol_pass(), tol_pass());
+}
+END_TEST
+
 /* ---- (e) logical devices ---------------------------------------------------------------------- */
 
 #define TWO_TOWER(D1)                                                                          \
@@ -1128,6 +1183,7 @@ int main(void)
         {"devices", test_two_logical_devices_one_gpu},
         {"devices", test_two_logical_devices_two_gpus},
         {"solvers", test_solver_types},
+        {"solvers", test_lazy_zero_grads},
         {"solvers", test_snapshot_after_gpu_steps},
         {"solvers", test_solver_test_net},
         {"solvers", test_solve_loop},

@@ -790,10 +790,14 @@ START_TEST(test_scale)
         OK(cnn_cuda_bcast_scale_grad(ctx, outer, dim, inner, gx, gdy, acc, gds));
         compare(acc ? "scale grad (+=)" : "scale grad (=)", down(gds, dim), ds, dim, 1e-6);
     }
-    float *db = rnd(dim, -1, 1, 145), *gdb = up(db, dim);
-    cnn_k_bcast_bias_grad(outer, dim, inner, dy, db);
-    OK(cnn_cuda_bcast_bias_grad(ctx, outer, dim, inner, gdy, gdb));
-    compare("bias grad (+=)", down(gdb, dim), db, dim, 1e-6);
+    for (int acc = 0; acc < 2; acc++) {
+        float *db = acc ? rnd(dim, -1, 1, 145) : hmalloc(dim * 4);
+        float *gdb = acc ? up(db, dim) : poisoned(dim);
+        if (!acc) memset(db, 0, dim * 4);
+        cnn_k_bcast_bias_grad(outer, dim, inner, dy, db);
+        OK(cnn_cuda_bcast_bias_grad(ctx, outer, dim, inner, gdy, acc, gdb));
+        compare(acc ? "bias grad (+=)" : "bias grad (=)", down(gdb, dim), db, dim, 1e-6);
+    }
     release_all();
 }
 END_TEST
