@@ -1600,11 +1600,24 @@ fail:
     return st;
 }
 
-/* Backward's seeds on GPUs: outputs' gradients zero, loss tops' their weight. */
+/* Whether t is a top with a loss weight. */
+static bool weighted_loss_top(const cnn_net *n, const cnn_tensor *t)
+{
+    for (int i = 0; i < n->n_layers; i++) {
+        const cnn_layer *l = n->layers[i];
+        for (int k = 0; k < l->n_top; k++)
+            if (l->top[k] == t && l->loss_weight[k] != 0) return true;
+    }
+    return false;
+}
+
+/* Backward's seeds on GPUs: outputs' gradients zero, loss tops' their
+ * weight (one fill each: a loss top is not zeroed first). */
 static cnn_status seed_grads_gpu(cnn_net *n)
 {
     cnn_status st = CNN_OK;
-    for (int i = 0; i < n->n_outputs; i++) CNN_TRY(dev_fill(n->outputs[i], true, 0.f));
+    for (int i = 0; i < n->n_outputs; i++)
+        if (!weighted_loss_top(n, n->outputs[i])) CNN_TRY(dev_fill(n->outputs[i], true, 0.f));
     for (int i = 0; i < n->n_layers; i++) {
         cnn_layer *l = n->layers[i];
         for (int t = 0; t < l->n_top; t++)

@@ -231,6 +231,23 @@ cnn_status cnn_cuda_softmax_loss_backward(cnn_cuda_ctx *ctx, int outer, int c, i
                                           const float *prob, const float *label,
                                           bool has_ignore, int ignore, float scale,
                                           const float *scale_dev, float *dx);
+/* Softmax with its loss in one launch, for small problems (fits: at most
+ * CNN_SOFTMAX_LOSS_FUSED values, LeNet's or cifar10-quick's batch, where
+ * the separate ops' launches would cost more than the work): prob =
+ * softmax(x); out[0] = the loss sum, out[1] = the count of valid labels,
+ * out[2] = the normaliser (norm when > 0, else that count); *loss =
+ * out[0] / max(out[2], 1); *bad as above, then latched into *first_bad as
+ * cnn_cuda_latch_index does. */
+#define CNN_SOFTMAX_LOSS_FUSED 65536
+static inline bool cnn_cuda_softmax_loss_fits(int outer, int c, int inner)
+{
+    return outer > 0 && c > 0 && inner > 0 &&
+           (size_t)outer * c * inner <= CNN_SOFTMAX_LOSS_FUSED;
+}
+cnn_status cnn_cuda_softmax_loss_fused(cnn_cuda_ctx *ctx, int outer, int c, int inner,
+                                       const float *x, const float *label, bool has_ignore,
+                                       int ignore, float norm, float *prob, float *out,
+                                       int *bad, int *first_bad, float *loss);
 /* out[0] = correct, out[1] = count; class_correct/class_count (device, c
  * floats, may be NULL) are overwritten with per-class tallies. */
 cnn_status cnn_cuda_accuracy(cnn_cuda_ctx *ctx, int outer, int c, int inner, const float *x,

@@ -357,6 +357,14 @@ cnn_status cnn_cuda_softmax_loss_forward(cnn_cuda_ctx *ctx, int outer, int c, in
     return no_cuda("cnn_cuda_softmax_loss_forward");
 }
 
+cnn_status cnn_cuda_softmax_loss_fused(cnn_cuda_ctx *ctx, int outer, int c, int inner,
+                                       const float *x, const float *label, bool has_ignore,
+                                       int ignore, float norm, float *prob, float *out,
+                                       int *bad, int *first_bad, float *loss)
+{
+    return no_cuda("cnn_cuda_softmax_loss_fused");
+}
+
 cnn_status cnn_cuda_latch_index(cnn_cuda_ctx *ctx, const int *index, int *first)
 {
     return no_cuda("cnn_cuda_latch_index");

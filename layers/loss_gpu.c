@@ -55,9 +55,14 @@ cnn_status cnn_loss_dev_scale(cnn_loss_dev *d, const float *dtop, const float **
 
 cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c)
 {
+    cnn_status st = cnn_cuda_latch_index(d->ctx, d->bad, d->first_bad);
+    return st ? st : cnn_loss_dev_check_latched(l, d, label, c);
+}
+
+cnn_status cnn_loss_dev_check_latched(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c)
+{
     cnn_status st = CNN_OK;
     int bad = -1;
-    CNN_TRY(cnn_cuda_latch_index(d->ctx, d->bad, d->first_bad));
     if (!cnn_cuda_ctx_sync_debug(d->ctx)) return CNN_OK;
     CNN_TRY(cnn_cuda_download(d->ctx, &bad, d->bad, sizeof bad));
     CNN_TRY(cnn_cuda_ctx_sync(d->ctx));

@@ -40,6 +40,9 @@ cnn_status cnn_loss_dev_scale(cnn_loss_dev *d, const float *dtop, const float **
  * In the debug mode (CNN_CUDA_SYNC=1) it also waits for the stream and
  * reports a bad label at once, with its value, as the CPU path does. */
 cnn_status cnn_loss_dev_check(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c);
+/* The same after an op that latched d->bad itself: only the debug mode's
+ * immediate report. */
+cnn_status cnn_loss_dev_check_latched(cnn_layer *l, cnn_loss_dev *d, cnn_tensor *label, int c);
 /* A layer's check_gpu: reads the latched index back (a host wait), resets
  * it, and reports a bad label of the passes since the last call. */
 cnn_status cnn_loss_dev_report(cnn_layer *l, cnn_loss_dev *d, int c);

@@ -263,16 +263,27 @@ static cnn_status swl_forward_gpu(cnn_layer *l)
     CNN_TRY(cnn_gpu_read(l->bottom[0], &x));
     CNN_TRY(cnn_gpu_read(l->bottom[1], &label));
     CNN_TRY(cnn_gpu_write(s->prob, &prob));
-    CNN_TRY(cnn_cuda_softmax_forward(ctx, s->outer, s->c, s->inner, x, prob));
-    CNN_TRY(cnn_cuda_softmax_loss_forward(ctx, s->outer, s->c, s->inner, prob, label,
-                                          s->has_ignore, s->ignore, s->dev.f + CNN_LOSS_SUM,
-                                          s->dev.bad));
-    CNN_TRY(cnn_loss_dev_check(l, &s->dev, l->bottom[1], s->c));
+    CNN_TRY(cnn_gpu_write(l->top[0], &loss));
     /* VALID's normaliser is the device's count of valid labels. */
     float norm = s->norm == NORM_VALID ? 0.f : normalizer(s->norm, s->outer, s->inner, 0);
     if (norm > 0) s->normalizer = norm;
-    CNN_TRY(cnn_gpu_write(l->top[0], &loss));
-    CNN_TRY(cnn_loss_dev_normalize(&s->dev, norm, loss));
+    if (cnn_cuda_softmax_loss_fits(s->outer, s->c, s->inner)) {
+        /* Small (LeNet's batch): one launch instead of about ten. It
+         * writes the SUM, COUNT and DEN slots in that order. */
+        _Static_assert(CNN_LOSS_SUM == 0 && CNN_LOSS_COUNT == 1 && CNN_LOSS_DEN == 2,
+                       "cnn_cuda_softmax_loss_fused's out[] layout");
+        CNN_TRY(cnn_cuda_softmax_loss_fused(ctx, s->outer, s->c, s->inner, x, label,
+                                            s->has_ignore, s->ignore, norm, prob, s->dev.f,
+                                            s->dev.bad, s->dev.first_bad, loss));
+        CNN_TRY(cnn_loss_dev_check_latched(l, &s->dev, l->bottom[1], s->c));
+    } else {
+        CNN_TRY(cnn_cuda_softmax_forward(ctx, s->outer, s->c, s->inner, x, prob));
+        CNN_TRY(cnn_cuda_softmax_loss_forward(ctx, s->outer, s->c, s->inner, prob, label,
+                                              s->has_ignore, s->ignore,
+                                              s->dev.f + CNN_LOSS_SUM, s->dev.bad));
+        CNN_TRY(cnn_loss_dev_check(l, &s->dev, l->bottom[1], s->c));
+        CNN_TRY(cnn_loss_dev_normalize(&s->dev, norm, loss));
+    }
     if (l->n_top > 1) {
         CNN_TRY(cnn_gpu_write(l->top[1], &y1));
         CNN_TRY(cnn_cuda_copy(ctx, s->prob->count, prob, y1));

@@ -215,6 +215,84 @@ extern "C" cnn_status cnn_cuda_softmax_loss_forward(cnn_cuda_ctx *ctx, int outer
     return find_bad(ctx, cols, c, label, has_ignore, ignore, bad);
 }
 
+/* The smallest of v over the block (every thread gets it). */
+__device__ __forceinline__ int block_min_int(int v)
+{
+    __shared__ int sh[CNN_THREADS];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = CNN_THREADS / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] = min(sh[threadIdx.x], sh[threadIdx.x + s]);
+        __syncthreads();
+    }
+    int r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* One block: each thread takes whole columns (softmax as softmax_cols_kernel
+ * computes it, then the column's loss term), then block sums in double. */
+__global__ void softmax_loss_fused_kernel(int outer, int c, int inner, const float *x,
+                                          const float *label, bool has_ignore, int ignore,
+                                          float norm, float *prob, float *out, int *bad,
+                                          int *first_bad, float *loss)
+{
+    size_t cols = (size_t)outer * inner;
+    double sum = 0, valid = 0;
+    int first = INT_MAX;
+    for (size_t col = threadIdx.x; col < cols; col += blockDim.x) {
+        size_t base = col / inner * (size_t)c * inner + col % inner;
+        const float *xp = x + base;
+        float *yp = prob + base;
+        float mx = xp[0];
+        for (int k = 1; k < c; k++) mx = fmaxf(mx, xp[(size_t)k * inner]);
+        double z = 0;
+        for (int k = 0; k < c; k++) {
+            float e = expf(xp[(size_t)k * inner] - mx);
+            yp[(size_t)k * inner] = e;
+            z += e;
+        }
+        float inv = (float)(1.0 / z);
+        for (int k = 0; k < c; k++) yp[(size_t)k * inner] *= inv;
+        int lv, state = label_state(label[col], c, has_ignore, ignore, &lv);
+        if (state < 0) {
+            first = min(first, (int)col);
+        } else if (state > 0) {
+            sum -= log(fmax((double)yp[(size_t)lv * inner], (double)FLT_MIN));
+            valid += 1;
+        }
+    }
+    sum = cnn_block_sum(sum);
+    valid = cnn_block_sum(valid);
+    first = block_min_int(first);
+    if (threadIdx.x == 0) {
+        float s = (float)sum, den = norm > 0 ? norm : (float)valid;
+        out[0] = s;
+        out[1] = (float)valid;
+        out[2] = den;
+        *loss = __fdiv_rn(s, fmaxf(den, 1.f));
+        int b = first == INT_MAX ? -1 : first;
+        *bad = b;
+        if (*first_bad < 0 && b >= 0) *first_bad = b;
+    }
+}
+
+extern "C" cnn_status cnn_cuda_softmax_loss_fused(cnn_cuda_ctx *ctx, int outer, int c,
+                                                  int inner, const float *x,
+                                                  const float *label, bool has_ignore,
+                                                  int ignore, float norm, float *prob,
+                                                  float *out, int *bad, int *first_bad,
+                                                  float *loss)
+{
+    if (!cnn_cuda_softmax_loss_fits(outer, c, inner))
+        return CNN_ERROR(CNN_ERR_ARG, "cnn_cuda_softmax_loss_fused: %d x %d x %d values is "
+                         "too many for one block (at most %d)", outer, c, inner,
+                         CNN_SOFTMAX_LOSS_FUSED);
+    CNN_LAUNCH(ctx, softmax_loss_fused_kernel, 1, outer, c, inner, x, label, has_ignore, ignore,
+               norm, prob, out, bad, first_bad, loss);
+    return CNN_OK;
+}
+
 __global__ void softmax_loss_bwd_kernel(int outer, int c, int inner, const float *prob,
                                         const float *label, bool has_ignore, int ignore,
                                         float scale, const float *scale_dev, float *dx)

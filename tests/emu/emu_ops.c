@@ -684,6 +684,36 @@ cnn_status cnn_cuda_softmax_loss_forward(cnn_cuda_ctx *ctx, int outer, int c, in
     return CNN_OK;
 }
 
+cnn_status cnn_cuda_softmax_loss_fused(cnn_cuda_ctx *ctx, int outer, int c, int inner,
+                                       const float *x, const float *label, bool has_ignore,
+                                       int ignore, float norm, float *prob, float *out,
+                                       int *bad, int *first_bad, float *loss)
+{
+    TRACE(ctx);
+    if (!cnn_cuda_softmax_loss_fits(outer, c, inner))
+        return CNN_ERROR(CNN_ERR_ARG, "cnn_cuda_softmax_loss_fused: too many values");
+    size_t t = szmul(outer, c, inner), cols = szmul(outer, inner, 1);
+    DEV_F(x, t);
+    DEV_F(label, cols);
+    DEV_F(prob, t);
+    DEV_F(out, 3);
+    DEV_I(bad, 1);
+    DEV_I(first_bad, 1);
+    DEV_F(loss, 1);
+    cnn_k_softmax_forward(outer, c, inner, x, prob);
+    double sum = 0;
+    long valid = 0;
+    long b = cnn_k_softmax_loss_forward(outer, c, inner, prob, label, has_ignore, ignore, &sum,
+                                        &valid);
+    out[0] = (float)sum;
+    out[1] = (float)valid;
+    out[2] = norm > 0 ? norm : (float)valid;
+    *loss = out[0] / fmaxf(out[2], 1.f);
+    *bad = (int)b;
+    if (*first_bad < 0 && *bad >= 0) *first_bad = *bad;
+    return CNN_OK;
+}
+
 cnn_status cnn_cuda_latch_index(cnn_cuda_ctx *ctx, const int *index, int *first)
 {
     TRACE(ctx);

@@ -633,6 +633,52 @@ START_TEST(test_softmax_loss)
 }
 END_TEST
 
+/* The one-launch SoftmaxWithLoss forward against the CPU's softmax, loss
+ * and normalisation: LeNet's shape, columns with inner > 1, ignored labels,
+ * a fixed normaliser, a bad label (reported and latched once). */
+static void fused_case(int outer, int c, int inner, bool ign, float norm, int bad_at,
+                       uint64_t seed)
+{
+    size_t n = (size_t)outer * c * inner, cols = (size_t)outer * inner;
+    float *x = rnd(n, -4, 4, seed), *prob = hmalloc(n * 4), *lab = labels(cols, c, ign, 7, seed);
+    if (bad_at >= 0) lab[bad_at] = (float)c + 2;
+    cnn_k_softmax_forward(outer, c, inner, x, prob);
+    double sum;
+    long valid;
+    long bad = cnn_k_softmax_loss_forward(outer, c, inner, prob, lab, ign, 7, &sum, &valid);
+    float den = norm > 0 ? norm : (float)valid;
+    float want[3] = {(float)sum, (float)valid, den}, want_loss = want[0] / fmaxf(den, 1.f);
+    float *gprob = poisoned(n), *gout = poisoned(3), *gloss = poisoned(1);
+    int *gbad = dmalloc(sizeof(int)), *gfirst = dmalloc(sizeof(int));
+    OK(cnn_cuda_upload(ctx, gfirst, (int[]){-1}, sizeof(int)));
+    OK(cnn_cuda_softmax_loss_fused(ctx, outer, c, inner, up(x, n), up(lab, cols), ign, 7, norm,
+                                   gprob, gout, gbad, gfirst, gloss));
+    char what[96];
+    snprintf(what, sizeof what, "fused softmax loss %dx%dx%d%s: prob", outer, c, inner,
+             ign ? " (ignore)" : "");
+    compare(what, down(gprob, n), prob, n, 1e-6);
+    snprintf(what, sizeof what, "fused softmax loss %dx%dx%d: sum, count, normaliser", outer, c,
+             inner);
+    compare(what, down(gout, 3), want, 3, 1e-6);
+    compare("fused softmax loss: loss", down(gloss, 1), &want_loss, 1, 1e-6);
+    ck_assert_int_eq(down_int(gbad, 1)[0], (int)bad);
+    ck_assert_int_eq(down_int(gfirst, 1)[0], (int)bad);
+}
+
+START_TEST(test_softmax_loss_fused)
+{
+    fused_case(64, 10, 1, false, 0.f, -1, 150);
+    fused_case(100, 10, 1, true, 0.f, -1, 151);
+    fused_case(5, 11, 37, true, 0.f, -1, 152);
+    fused_case(64, 10, 1, false, 64.f, -1, 153);
+    fused_case(700, 93, 1, false, 0.f, 411, 154); /* 65100 values: just fits */
+    ck_assert(!cnn_cuda_softmax_loss_fits(256, 1000, 1));
+    ck_assert(cnn_cuda_softmax_loss_fused(ctx, 256, 1000, 1, NULL, NULL, false, 0, 0.f, NULL,
+                                          NULL, NULL, NULL, NULL) != CNN_OK);
+    release_all();
+}
+END_TEST
+
 START_TEST(test_accuracy)
 {
     int outer = 50, c = 10, inner = 3;
@@ -1003,6 +1049,7 @@ int main(void)
     tcase_add_test(tc, test_philox_dropout);
     tcase_add_test(tc, test_softmax);
     tcase_add_test(tc, test_softmax_loss);
+    tcase_add_test(tc, test_softmax_loss_fused);
     tcase_add_test(tc, test_accuracy);
     tcase_add_test(tc, test_sigmoid_xent);
     tcase_add_test(tc, test_euclidean);
