@@ -958,19 +958,21 @@ START_TEST(test_solve_loop)
 END_TEST
 
 /* Steps that never read the loss back queue work without host waits: each
- * batch goes up through pinned staging and the copy stream (core/gpu.c);
- * the emulator aborts if a pinned buffer is refilled before its previous
- * upload finished, or if the copy and compute streams touch the landing
- * buffer unordered. The weights still match the CPU's. */
+ * batch goes up through pinned staging, the data (320 KB) through the copy
+ * stream and a landing buffer, the target (48 bytes) straight on the
+ * compute stream (core/gpu.c); the emulator aborts if a pinned buffer is
+ * refilled before its previous upload finished, or if the copy and compute
+ * streams touch the landing buffer unordered. The weights still match the
+ * CPU's. */
 START_TEST(test_steps_without_readback)
 {
     const char *text =
-        INPUT("data", "dim: 4 dim: 6") INPUT("target", "dim: 4 dim: 3")
+        INPUT("data", "dim: 4 dim: 20000") INPUT("target", "dim: 4 dim: 3")
         "layer { name: \"fc\" type: \"InnerProduct\" bottom: \"data\" top: \"y\" "
         "  inner_product_param { num_output: 3 " FILL_G FILL_B "} }\n"
         "layer { name: \"loss\" type: \"EuclideanLoss\" bottom: \"y\" bottom: \"target\" "
         "  top: \"loss\" }\n"
-        "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 max_iter: 8 random_seed: 8 }\n";
+        "solver { type: \"SGD\" base_lr: 0.0005 momentum: 0.9 max_iter: 8 random_seed: 8 }\n";
     cnn_solver *cpu = make_solver(text, 0, NULL, 0), *gpu = make_solver(text, 1, GPU0, 0);
     for (int i = 0; i < 8; i++) {
         ck_assert_msg(cnn_solver_step(cpu, NULL) == CNN_OK, "%s", cnn_error_message());
