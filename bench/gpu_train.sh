@@ -100,8 +100,9 @@ if t:
 some = next((x for x in cnn.values() if x), None)
 if some:
     print("cnn on %s" % some.get("device", "?"))
-print("\n%-14s %5s %10s %12s %12s %12s %10s" % ("net", "batch", "cnn ms", "torch +copy",
-                                               "torch resid.", "torch +SGD", "cnn img/s"))
+print("\n%-14s %5s %10s %12s %12s %12s %10s %10s" % ("net", "batch", "cnn ms", "torch +copy",
+                                                    "torch resid.", "torch +SGD", "cnn img/s",
+                                                    "cnn host"))
 def ratio(t, c):
     return "%.2fx faster" % (t / c) if t >= c else "%.2fx slower" % (c / t)
 def tms(t, key):
@@ -114,10 +115,12 @@ for n in nets:
         v = tms(t, key)
         cells.append("%12.2f" % v if v is not None else "%12s" % "-")
     cells.append("%10.0f" % c["images_per_s"] if c else "%10s" % "-")
+    cells.append("%10.2f" % c["host_queue_ms"] if c and "host_queue_ms" in c else "%10s" % "-")
     batch = c["batch"] if c else (t["batch"] if t else 0)
     print("%-14s %5d %s" % (n, batch, " ".join(cells)))
 print("(torch +copy: batch copied from host memory each iteration, as cnn does; resid.: "
-      "batch kept on the GPU)")
+      "batch kept on the GPU; cnn host: ms the host takes to queue an iteration, near "
+      "'cnn ms' when launches set the pace)")
 for n in nets:
     c, t = cnn[n], tor[n]
     if c and t:

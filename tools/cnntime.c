@@ -263,6 +263,29 @@ fail:
     return st;
 }
 
+/* The host's share of a training iteration (GPU nets): mean milliseconds
+ * to queue one, each started on drained streams so that the host never
+ * waits for the device. Near the iteration time, the GPU waits for the host
+ * (launch-bound: fewer launches or CUDA graphs would help); well below, the
+ * host keeps ahead and the kernels set the pace. */
+static cnn_status queue_time(cnn_net *n, const gpu_timer *tm, int iters, double *ms)
+{
+    cnn_status st = CNN_OK;
+    double total = 0;
+    for (int it = 0; it < iters; it++) {
+        CNN_TRY(drain(tm));
+        double t0 = now_ms();
+        CNN_TRY(cnn_net_zero_grads(n));
+        CNN_TRY(cnn_net_forward(n, NULL));
+        CNN_TRY(cnn_net_backward(n));
+        total += now_ms() - t0;
+    }
+    CNN_TRY(drain(tm));
+    *ms = total / iters;
+fail:
+    return st;
+}
+
 /* Where layer i runs: "cuda:K" (K physical), "host" (a GPU net's layer
  * without a GPU path) or "cpu". */
 static const char *where(const cnn_net *n, int i, bool gpu, char *buf, size_t len)
@@ -282,6 +305,7 @@ typedef struct timing {
     int iters, batch;
     double *fwd, *bwd; /* summed milliseconds per layer */
     double f, b, it;   /* mean forward, backward, iteration milliseconds */
+    double host;       /* GPU: mean milliseconds the host takes to queue an iteration */
 } timing;
 
 static int print_json(const cnn_net *n, const timing *r)
@@ -312,7 +336,8 @@ static int print_json(const cnn_net *n, const timing *r)
     if (!cJSON_AddNumberToObject(j, "forward_ms", r->f) ||
         !cJSON_AddNumberToObject(j, "backward_ms", r->b) ||
         !cJSON_AddNumberToObject(j, "iteration_ms", r->it) ||
-        !cJSON_AddNumberToObject(j, "images_per_s", r->it > 0 ? r->batch * 1e3 / r->it : 0))
+        !cJSON_AddNumberToObject(j, "images_per_s", r->it > 0 ? r->batch * 1e3 / r->it : 0) ||
+        (r->gpu && !cJSON_AddNumberToObject(j, "host_queue_ms", r->host)))
         goto oom;
     char *s = cJSON_PrintUnformatted(j);
     if (!s) goto oom;
@@ -346,6 +371,9 @@ static void print_table(const cnn_net *n, const timing *r)
     printf("average forward-backward: %10.4f ms (%.1f images/s)\n", r->it,
            r->it > 0 ? r->batch * 1e3 / r->it : 0.0);
     if (!r->gpu) return;
+    printf("host queueing:            %10.4f ms per iteration (%.0f%% of it: near 100%%, the GPU "
+           "waits for launches)\n",
+           r->host, r->it > 0 ? 100 * r->host / r->it : 0.0);
     printf("(layers: CUDA events, each pass alone; forward-backward: cnn_net_forward and "
            "cnn_net_backward as training runs them)\non the host (no GPU path):");
     int host = 0;
@@ -382,7 +410,8 @@ static int run(cnn_net *n, timing *r)
         total += now_ms() - t0;
     }
     r->it = total / r->iters;
-    if (gpu && train_iterations(n, &tm, r->iters, &r->it) != CNN_OK) {
+    if (gpu && (train_iterations(n, &tm, r->iters, &r->it) != CNN_OK ||
+                queue_time(n, &tm, r->iters, &r->host) != CNN_OK)) {
         fprintf(stderr, "cnntime: training iterations: %s\n", cnn_error_message());
         goto done;
     }
