@@ -8,7 +8,9 @@
 
 #include "../testutil.h"
 #include "core/device.h"
+#include "emu.h"
 #include "kernels/cuda_ops.h"
+#include "solvers/solver.h"
 
 size_t cnn_emu_live_bytes(void);
 
@@ -235,6 +237,69 @@ START_TEST(test_ordered_accesses_pass)
 }
 END_TEST
 
+/* Issue 4's rule for a training step on the GPU, counted: between two
+ * loss read-backs a step allocates nothing, frees nothing, waits for no
+ * stream, downloads nothing and uploads nothing from pageable memory; its
+ * only host waits are the feeds' staging events (one per input upload,
+ * for the upload of two steps before). The net has both feed paths (a
+ * 307 KB batch through the copy stream, labels straight), BatchNorm,
+ * dropout and a momentum solver with weight decay. */
+START_TEST(test_training_step_never_syncs)
+{
+    static const char *text =
+        "layer { name: \"data\" type: \"Input\" top: \"data\" "
+        "  input_param { shape { dim: 16 dim: 3 dim: 40 dim: 40 } } }\n"
+        "layer { name: \"label\" type: \"Input\" top: \"label\" "
+        "  input_param { shape { dim: 16 } } }\n"
+        "layer { name: \"conv\" type: \"Convolution\" bottom: \"data\" top: \"conv\" "
+        "  convolution_param { num_output: 4 kernel_size: 5 stride: 3 "
+        "  weight_filler { type: \"xavier\" } } }\n"
+        "layer { name: \"bn\" type: \"BatchNorm\" bottom: \"conv\" top: \"conv\" }\n"
+        "layer { name: \"scale\" type: \"Scale\" bottom: \"conv\" top: \"conv\" "
+        "  scale_param { bias_term: true } }\n"
+        "layer { name: \"relu\" type: \"ReLU\" bottom: \"conv\" top: \"conv\" }\n"
+        "layer { name: \"pool\" type: \"Pooling\" bottom: \"conv\" top: \"pool\" "
+        "  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"
+        "layer { name: \"drop\" type: \"Dropout\" bottom: \"pool\" top: \"pool\" }\n"
+        "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"pool\" top: \"ip\" "
+        "  inner_product_param { num_output: 10 weight_filler { type: \"xavier\" } } }\n"
+        "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip\" "
+        "  bottom: \"label\" top: \"loss\" }\n"
+        "solver { base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 max_iter: 100 "
+        "  random_seed: 1 }\n";
+    cnn_solver_opts o = {0};
+    o.gpus = 1;
+    cnn_solver *s = NULL;
+    ck_assert_msg(cnn_solver_from_string(text, "steps", &o, &s) == CNN_OK, "%s",
+                  cnn_error_message());
+    for (int i = 0; i < 3; i++) /* warm-up: first uploads of parameters */
+        ck_assert_msg(cnn_solver_step(s, NULL) == CNN_OK, "%s", cnn_error_message());
+    cnn_emu_counts a, b;
+    cnn_emu_get_counts(&a);
+    const int steps = 5;
+    for (int i = 0; i < steps; i++)
+        ck_assert_msg(cnn_solver_step(s, NULL) == CNN_OK, "%s", cnn_error_message());
+    cnn_emu_get_counts(&b);
+    printf("  %d steps: %lu allocations, %lu frees, %lu stream syncs, %lu downloads, %lu "
+           "pageable uploads, %lu event waits\n",
+           steps, b.allocs - a.allocs, b.frees - a.frees, b.stream_syncs - a.stream_syncs,
+           b.downloads - a.downloads, b.pageable_uploads - a.pageable_uploads,
+           b.event_syncs - a.event_syncs);
+    ck_assert_uint_eq(b.allocs, a.allocs);
+    ck_assert_uint_eq(b.frees, a.frees);
+    ck_assert_uint_eq(b.stream_syncs, a.stream_syncs);
+    ck_assert_uint_eq(b.downloads, a.downloads);
+    ck_assert_uint_eq(b.pageable_uploads, a.pageable_uploads);
+    ck_assert_uint_le(b.event_syncs - a.event_syncs, 2 * steps); /* data and label */
+    /* Reading the loss back is where the host waits. */
+    float loss = NAN;
+    ck_assert(cnn_solver_step(s, &loss) == CNN_OK && isfinite(loss));
+    cnn_emu_get_counts(&a);
+    ck_assert_uint_gt(a.downloads, b.downloads);
+    cnn_solver_free(s);
+}
+END_TEST
+
 int main(void)
 {
     setenv("CNN_EMU_DEVICES", "2", 1);
@@ -244,6 +309,7 @@ int main(void)
     tcase_add_test(tc, test_ops_compute);
     tcase_add_test(tc, test_ordered_accesses_pass);
     tcase_add_test(tc, test_pinned_reuse_after_event_passes);
+    tcase_add_test(tc, test_training_step_never_syncs);
     tcase_add_test_raise_signal(tc, test_pinned_reuse_unsynced_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_host_pointer_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_overrun_aborts, SIGABRT);

@@ -61,6 +61,25 @@ void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx)
     if (trace_on()) fprintf(stderr, "emu: %s (device %d)\n", op, ctx ? ctx->device : -1);
 }
 
+/* ---- counts of what the host did (cnn_emu_get_counts) ----------------------- */
+
+static cnn_emu_counts counts;
+static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void count(unsigned long *field)
+{
+    pthread_mutex_lock(&counts_lock);
+    (*field)++;
+    pthread_mutex_unlock(&counts_lock);
+}
+
+void cnn_emu_get_counts(cnn_emu_counts *out)
+{
+    pthread_mutex_lock(&counts_lock);
+    *out = counts;
+    pthread_mutex_unlock(&counts_lock);
+}
+
 /* ---- the allocation table ------------------------------------------------- */
 
 #define MAX_SLOTS 64 /* contexts alive at once */
@@ -409,6 +428,7 @@ void *cnn_cuda_ctx_stream(const cnn_cuda_ctx *ctx) { return (void *)ctx; }
 
 cnn_status cnn_cuda_ctx_sync(cnn_cuda_ctx *ctx)
 {
+    count(&counts.stream_syncs);
     pthread_mutex_lock(&table_lock);
     host_joins(ctx->slot);
     pthread_mutex_unlock(&table_lock);
@@ -439,6 +459,7 @@ bool cnn_cuda_ctx_sync_debug(const cnn_cuda_ctx *ctx) { return ctx->sync_debug; 
 
 cnn_status cnn_cuda_malloc(cnn_cuda_ctx *ctx, size_t bytes, void **out)
 {
+    count(&counts.allocs);
     *out = NULL;
     size_t size = bytes ? bytes : 1;
     char *p = malloc(size);
@@ -464,6 +485,7 @@ cnn_status cnn_cuda_malloc(cnn_cuda_ctx *ctx, size_t bytes, void **out)
 void cnn_cuda_free(cnn_cuda_ctx *ctx, void *p)
 {
     if (!p) return;
+    count(&counts.frees);
     if (trace_on()) fprintf(stderr, "emu: cnn_cuda_free %p\n", p);
     pthread_mutex_lock(&table_lock);
     size_t i = upper(p);
@@ -517,6 +539,7 @@ static pinned_entry *find_pinned(const void *p)
 
 cnn_status cnn_cuda_malloc_host(size_t bytes, void **out)
 {
+    count(&counts.allocs);
     *out = malloc(bytes ? bytes : 1);
     if (!*out) return CNN_ERROR(CNN_ERR_MEMORY, "cudaMallocHost of %zu bytes failed", bytes);
     pthread_mutex_lock(&table_lock);
@@ -529,6 +552,7 @@ cnn_status cnn_cuda_malloc_host(size_t bytes, void **out)
 void cnn_cuda_free_host(void *p)
 {
     if (!p) return;
+    count(&counts.frees);
     pthread_mutex_lock(&table_lock);
     pinned_entry *e = find_pinned(p);
     if (e) *e = pinned[--n_pinned];
@@ -542,7 +566,10 @@ void cnn_cuda_free_host(void *p)
 static void pinned_upload(const cnn_cuda_ctx *ctx, const void *host)
 {
     pinned_entry *e = find_pinned(host);
-    if (!e) return;
+    if (!e) {
+        count(&counts.pageable_uploads);
+        return;
+    }
     if (races_on() && e->clock && host_clock[e->slot] < e->clock) {
         fprintf(stderr,
                 "cnn CUDA emulator: cnn_cuda_upload: pinned host buffer %p uploaded again "
@@ -572,6 +599,7 @@ cnn_status cnn_cuda_upload(cnn_cuda_ctx *ctx, void *dev, const void *host, size_
 
 cnn_status cnn_cuda_download(cnn_cuda_ctx *ctx, void *host, const void *dev, size_t bytes)
 {
+    count(&counts.downloads);
     cnn_emu_op("cnn_cuda_download", ctx);
     EMU_DEV(ctx, "cnn_cuda_download", dev, bytes);
     cnn_emu_check_host("cnn_cuda_download", "host", host, bytes);
@@ -628,6 +656,7 @@ cnn_status cnn_cuda_event_record(cnn_cuda_ctx *ctx, cnn_cuda_event *e)
 cnn_status cnn_cuda_event_sync(const cnn_cuda_event *e)
 {
     if (!e) return CNN_ERROR(CNN_ERR_ARG, "cnn_cuda_event_sync: no event");
+    count(&counts.event_syncs);
     pthread_mutex_lock(&table_lock);
     merge(host_clock, e->clock); /* the host has seen that work finish */
     pthread_mutex_unlock(&table_lock);
