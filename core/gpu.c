@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/kernels.h"
 #include "gpu.h"
 
 typedef enum { HEAD_HOST, HEAD_DEVICE, HEAD_BOTH } head;
@@ -144,7 +145,7 @@ static cnn_status upload(mirror *m, float *dev, const float *host, size_t n)
     int i = f->next;
     f->next ^= 1;
     CNN_TRY(cnn_cuda_event_sync(f->uploaded[i]));
-    memcpy(f->pinned[i], host, bytes);
+    cnn_k_copy(n, host, f->pinned[i]); /* threaded when big */
     if (bytes <= FEED_DIRECT) {
         /* Small: straight into the tensor on its own stream. */
         CNN_TRY(cnn_cuda_upload(m->ctx, dev, f->pinned[i], bytes));
