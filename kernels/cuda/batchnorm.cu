@@ -3,6 +3,8 @@
  * backward from the normalised output), the BatchNorm layer's moving sums,
  * and the per-slice scale and bias of kernels/cpu/scale.c. Per-channel
  * reductions use one block per channel, in a fixed order. */
+#include <limits.h>
+
 #include "common.cuh"
 
 /* Sum over the (outer, inner) values of slice d of (outer, dim, inner) of
@@ -115,9 +117,12 @@ __global__ void bcast_scale_kernel(size_t total, int dim, size_t inner, const fl
     }
 }
 
-__global__ void add_bias_kernel(size_t total, int dim, size_t inner, const float *b, float *y)
+/* I: the index type, 32-bit where the array allows (cheaper division). */
+template <class I>
+__global__ void add_bias_kernel(I total, I dim, I inner, const float *b, float *y)
 {
-    CNN_GRID_STRIDE(i, total) y[i] += b[i / inner % dim];
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)blockDim.x * gridDim.x)
+        y[i] += b[i / inner % dim];
 }
 
 __global__ void scale_grad_kernel(int outer, int dim, size_t inner, const float *x,
@@ -186,7 +191,11 @@ extern "C" cnn_status cnn_cuda_add_bias(cnn_cuda_ctx *ctx, int outer, int dim, s
                                         const float *b, float *y)
 {
     size_t t = (size_t)outer * dim * inner;
-    if (t) CNN_LAUNCH(ctx, add_bias_kernel, cnn_blocks(t), t, dim, inner, b, y);
+    if (t && t <= UINT_MAX)
+        CNN_LAUNCH(ctx, add_bias_kernel<unsigned>, cnn_blocks(t), (unsigned)t, (unsigned)dim,
+                   (unsigned)inner, b, y);
+    else if (t)
+        CNN_LAUNCH(ctx, add_bias_kernel<size_t>, cnn_blocks(t), t, (size_t)dim, inner, b, y);
     return CNN_OK;
 }
 

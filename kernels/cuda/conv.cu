@@ -26,7 +26,7 @@ struct cnn_conv_cache_entry {
 struct cnn_cuda_conv {
     cnn_cuda_conv_desc d;
     int oh, ow;
-    cudnnTensorDescriptor_t x, y, bias;
+    cudnnTensorDescriptor_t x, y;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t fwd, data, filter; /* one per direction: math types differ */
     cnn_conv_algos a;
@@ -37,7 +37,6 @@ extern "C" void cnn_cuda_conv_free(cnn_cuda_conv *cv)
     if (!cv) return;
     if (cv->x) cudnnDestroyTensorDescriptor(cv->x);
     if (cv->y) cudnnDestroyTensorDescriptor(cv->y);
-    if (cv->bias) cudnnDestroyTensorDescriptor(cv->bias);
     if (cv->w) cudnnDestroyFilterDescriptor(cv->w);
     if (cv->fwd) cudnnDestroyConvolutionDescriptor(cv->fwd);
     if (cv->data) cudnnDestroyConvolutionDescriptor(cv->data);
@@ -79,9 +78,6 @@ static cnn_status make_descs(cnn_cuda_ctx *ctx, cnn_cuda_conv *cv)
     CNN_CUDNN(cudnnCreateTensorDescriptor(&cv->y));
     CNN_CUDNN(cudnnSetTensor4dDescriptor(cv->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->o,
                                          cv->oh, cv->ow));
-    CNN_CUDNN(cudnnCreateTensorDescriptor(&cv->bias));
-    CNN_CUDNN(cudnnSetTensor4dDescriptor(cv->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, d->o,
-                                         1, 1));
     return CNN_OK;
 }
 
@@ -301,8 +297,10 @@ extern "C" cnn_status cnn_cuda_conv_forward(cnn_cuda_ctx *ctx, const cnn_cuda_co
     const float one = 1.f, zero = 0.f;
     CNN_CUDNN(cudnnConvolutionForward(ctx->dnn, &one, cv->x, x, cv->w, w, cv->fwd, cv->a.fwd,
                                       ctx->ws, cv->a.fwd_ws, &zero, cv->y, y));
-    if (bias) CNN_CUDNN(cudnnAddTensor(ctx->dnn, &one, cv->bias, bias, &one, cv->y, y));
     CNN_SYNC_IF_DEBUG(ctx);
+    /* Our kernel rather than cudnnAddTensor: a plain launch costs the host
+     * less than a cuDNN call, and small nets are bound by the host. */
+    if (bias) return cnn_cuda_add_bias(ctx, cv->d.n, cv->d.o, (size_t)cv->oh * cv->ow, bias, y);
     return CNN_OK;
 }
 
