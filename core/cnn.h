@@ -139,6 +139,7 @@ typedef struct cnn_net_opts {
     int gpu[CNN_MAX_DEVICES];
     size_t workspace_bytes; /* cuDNN workspace budget per device; 0: default */
     bool deterministic;     /* deterministic cuDNN algorithms only */
+    bool cuda_graph;        /* replay cnn_net_forward_backward as a CUDA graph */
 } cnn_net_opts;
 
 /* Default options: TRAIN phase, seed 1, devices 0 (as the model asks). */
@@ -160,6 +161,14 @@ cnn_status cnn_net_reshape(cnn_net *n);
 cnn_status cnn_net_forward(cnn_net *n, float *loss);
 /* Runs every layer backward, accumulating parameter gradients. */
 cnn_status cnn_net_backward(cnn_net *n);
+/* cnn_net_forward (no loss) then cnn_net_backward: a training step after
+ * cnn_net_zero_grads. With opts.cuda_graph on a GPU net, the GPU part is
+ * recorded as a CUDA graph at the second call and replayed after
+ * (docs/cuda.md); the results are the same. */
+cnn_status cnn_net_forward_backward(cnn_net *n);
+/* The CUDA graph's status: "replayed", "not recorded yet", "not asked
+ * for", or why the net runs without one. */
+const char *cnn_net_graph_note(const cnn_net *n);
 /* Whether the net runs on GPUs (opts.gpus > 0). */
 bool cnn_net_on_gpu(const cnn_net *n);
 /* Makes every parameter and every blob current on the host (downloads what

@@ -287,6 +287,41 @@ cnn_status cnn_gpu_zero_grad(cnn_tensor *t)
     return CNN_OK;
 }
 
+cnn_status cnn_gpu_device_only(cnn_tensor *t)
+{
+    cnn_status st = CNN_OK;
+    mirror *m = mir(t);
+    float *p;
+    if (!m) return not_attached(t);
+    if (m->hd == HEAD_HOST) CNN_TRY(dev_array(t, false, true, false, &p));
+    if (m->hg == HEAD_HOST && !m->grad_zero) CNN_TRY(dev_array(t, true, true, false, &p));
+    if (t->count) {
+        m->hd = HEAD_DEVICE;
+        m->hg = HEAD_DEVICE;
+    }
+fail:
+    return st;
+}
+
+unsigned cnn_gpu_state(const cnn_tensor *t)
+{
+    const mirror *m = mir(t);
+    return m ? (unsigned)m->hd | (unsigned)m->hg << 2 | (unsigned)m->grad_zero << 4 : 0;
+}
+
+void cnn_gpu_set_state(cnn_tensor *t, unsigned state)
+{
+    mirror *m = mir(t);
+    if (!m) return;
+    m->hd = (head)(state & 3);
+    m->hg = (head)(state >> 2 & 3);
+    m->grad_zero = state >> 4 & 1;
+}
+
+bool cnn_gpu_state_device_current(unsigned state) { return (state & 3) != HEAD_HOST; }
+
+bool cnn_gpu_state_grad_zero(unsigned state) { return state >> 4 & 1; }
+
 /* ---- the host side -------------------------------------------------------- */
 
 static cnn_status to_host(cnn_tensor *t, bool grad)

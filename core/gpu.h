@@ -59,6 +59,21 @@ cnn_status cnn_gpu_zero_grad(cnn_tensor *t);
  * of +=) all of it. */
 cnn_status cnn_gpu_accumulate_grad(cnn_tensor *t, float **out, bool *accumulate);
 
+/* Uploads what only the host holds of t, then counts the host copies as
+ * stale (they are downloaded again when read): the state a CUDA graph's
+ * recording starts from. A pending zero grad stays pending. */
+cnn_status cnn_gpu_device_only(cnn_tensor *t);
+/* A tensor's heads and pending zero, packed, for CUDA graph replays: they
+ * change the device copies without the accesses that keep the heads, so
+ * the net saves the states a recorded pass left and sets them after each
+ * replay. */
+unsigned cnn_gpu_state(const cnn_tensor *t);
+void cnn_gpu_set_state(cnn_tensor *t, unsigned state);
+/* Whether a state's device data is current; whether its grad is a pending
+ * zero. */
+bool cnn_gpu_state_device_current(unsigned state);
+bool cnn_gpu_state_grad_zero(unsigned state);
+
 /* Makes t->data (t->grad) current on the host, downloading and waiting if
  * the device copy is newer. No-op for host-only tensors. */
 cnn_status cnn_host_data(cnn_tensor *t);

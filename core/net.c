@@ -68,7 +68,17 @@ struct cnn_net {
     cnn_cuda_event *joined[CNN_MAX_DEVICES]; /* per device: pass joins, cross-net copies */
     float *loss_buf; /* device 0: a scalar slot, then ones (loss_cap), staging (loss_cap) */
     size_t loss_cap;
+    /* cnn_net_forward_backward as a CUDA graph (opts.cuda_graph). */
+    bool graph_wanted;
+    int graph_step;            /* 0: warm up eagerly next, 1: record next, 2: replay */
+    cnn_cuda_graph *graph;
+    unsigned *graph_pre;       /* states of blobs then params when recorded ... */
+    unsigned *graph_post;      /* ... and after the recorded passes */
+    char graph_note[320];      /* why there is no graph ("" while there may be) */
+    bool skip_host;            /* the host layers ran already (graph prelude) */
 };
+
+static void graph_reset(cnn_net *n);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -1209,6 +1219,8 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     CNN_TRY(find_inputs_outputs(n));
     CNN_TRY(plan_devices(n, o->seed));
     CNN_TRY(feed_host_tensors(n)); /* again: the inputs and need_backward are known now */
+    n->graph_wanted = o->cuda_graph && n->gpu;
+    graph_reset(n);
     for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
     free(specs);
     free_strs(inputs, n_inputs);
@@ -1258,6 +1270,9 @@ void cnn_net_free(cnn_net *n)
     free(n->sched);
     free(n->fwd_wait);
     free(n->bwd_wait);
+    cnn_cuda_graph_free(n->graph);
+    free(n->graph_pre);
+    free(n->graph_post);
     free_contexts(n);
     free(n->name);
     free(n->file);
@@ -1343,6 +1358,7 @@ fail:
 
 static cnn_status run_layer(cnn_layer *l, bool backward)
 {
+    if (!backward && l->net->skip_host && host_layer(l)) return CNN_OK;
     if (!backward) return dispatch(l, false);
     return l->need_backward ? dispatch(l, true) : CNN_OK;
 }
@@ -1459,6 +1475,7 @@ cnn_status cnn_net_reshape(cnn_net *n)
     }
     CNN_TRY(fit_loss_buf(n));
     CNN_TRY(feed_host_tensors(n));
+    graph_reset(n); /* shapes, buffers and host fallbacks may have changed */
 fail:
     return st;
 }
@@ -1646,6 +1663,165 @@ cnn_status cnn_net_backward(cnn_net *n)
     CNN_TRY(run_layers(n, true));
 fail:
     return st;
+}
+
+/* ---- a training step as a CUDA graph --------------------------------------
+ * cnn_net_forward_backward with opts.cuda_graph: the host layers run first
+ * (the prelude: data and Input layers, then every tensor the host wrote is
+ * uploaded), and the GPU passes after them, forward then backward, are
+ * recorded once and replayed with one launch, so the step costs the host
+ * one call instead of one per kernel. Step 1 runs eagerly (libraries set
+ * themselves up on first use), step 2 records and launches, later steps
+ * replay. A replay changes device memory without the accesses that keep
+ * the tensors' heads, so the prelude first marks every host copy stale
+ * (the recording starts from that state each time) and the states the
+ * recording left are set after each replay. Nets the recording cannot
+ * reproduce (a host layer between GPU layers or with a backward pass,
+ * Dropout's per-pass seed) run eagerly and say why (cnn_net_graph_note). */
+
+static int graph_tensors(const cnn_net *n) { return n->n_blobs + n->n_params; }
+
+static cnn_tensor *graph_tensor(const cnn_net *n, int k)
+{
+    return k < n->n_blobs ? n->blobs[k] : n->params[k - n->n_blobs];
+}
+
+/* Why this net's passes cannot be a graph, in buf; false when they can. */
+static bool graph_obstacle(const cnn_net *n, char *buf, size_t len)
+{
+    bool gpu_seen = false;
+    for (int i = 0; i < n->n_layers; i++) {
+        const cnn_layer *l = n->layers[i];
+        if (l->type->draws_per_pass && l->phase == CNN_TRAIN && !host_layer(l)) {
+            snprintf(buf, len, "layer '%s' (%s) draws a new seed on the host each pass",
+                     l->name, l->type->name);
+            return true;
+        }
+        if (!host_layer(l)) {
+            gpu_seen = true;
+        } else if (gpu_seen || l->need_backward) {
+            snprintf(buf, len, "layer '%s' (%s) runs on the host %s", l->name, l->type->name,
+                     gpu_seen ? "after GPU layers" : "in the backward pass");
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Forgets any recording (after a reshape: shapes, buffers, fallbacks). */
+static void graph_reset(cnn_net *n)
+{
+    cnn_cuda_graph_free(n->graph);
+    n->graph = NULL;
+    n->graph_step = 0;
+    n->graph_note[0] = 0;
+    if (n->graph_wanted) graph_obstacle(n, n->graph_note, sizeof n->graph_note);
+}
+
+static void graph_states(const cnn_net *n, unsigned *out)
+{
+    for (int k = 0; k < graph_tensors(n); k++) out[k] = cnn_gpu_state(graph_tensor(n, k));
+}
+
+/* The host layers, then every blob and parameter device-current with a
+ * stale host copy: the state a recording starts from. */
+static cnn_status graph_prelude(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    for (int d = 1; d < n->n_devices; d++) cnn_rng_seed(&n->dev_rng[d], cnn_rng_next(&n->rng));
+    for (int i = 0; i < n->n_inputs; i++) cnn_host_wrote_data(n->inputs[i]);
+    for (int i = 0; i < n->n_layers; i++)
+        if (host_layer(n->layers[i])) CNN_TRY(dispatch(n->layers[i], false));
+    for (int k = 0; k < graph_tensors(n); k++) {
+        cnn_tensor *t = graph_tensor(n, k);
+        CNN_TRY(cnn_cuda_ctx_use(cnn_tensor_ctx(t)));
+        CNN_TRY(cnn_gpu_device_only(t));
+    }
+fail:
+    return st;
+}
+
+/* The GPU passes of a step (the prelude ran the host layers). */
+static cnn_status gpu_passes(cnn_net *n)
+{
+    n->skip_host = true;
+    cnn_status st = run_pass(n, false);
+    if (!st) st = seed_grads_gpu(n);
+    if (!st) st = run_pass(n, true);
+    n->skip_host = false;
+    return st;
+}
+
+/* Records the passes and launches the recording; when recording fails,
+ * says why, keeps running eagerly and runs this step eagerly. */
+static cnn_status graph_record(cnn_net *n)
+{
+    cnn_cuda_ctx *c0 = n->cuda[0];
+    size_t bytes = (size_t)graph_tensors(n) * sizeof(unsigned) + 1;
+    unsigned *pre = realloc(n->graph_pre, bytes), *post = NULL;
+    if (pre) n->graph_pre = pre;
+    if (pre && (post = realloc(n->graph_post, bytes))) n->graph_post = post;
+    if (!post) return oom();
+    graph_states(n, pre);
+    cnn_status st = cnn_cuda_ctx_use(c0);
+    if (!st) st = cnn_cuda_graph_begin(c0);
+    if (!st) {
+        st = gpu_passes(n);
+        cnn_status end = cnn_cuda_graph_end(c0, &n->graph); /* always, to stop recording */
+        if (!st) st = end;
+    }
+    if (st) {
+        snprintf(n->graph_note, sizeof n->graph_note, "%s", cnn_error_message());
+        cnn_cuda_graph_free(n->graph);
+        n->graph = NULL;
+        for (int k = 0; k < graph_tensors(n); k++) cnn_gpu_set_state(graph_tensor(n, k), pre[k]);
+        return gpu_passes(n); /* nothing ran while recording */
+    }
+    graph_states(n, post);
+    n->graph_step = 2;
+    CNN_TRY(cnn_cuda_ctx_use(c0));
+    return cnn_cuda_graph_launch(c0, n->graph);
+fail:
+    return st;
+}
+
+/* Replays the recording, or runs eagerly when the parameter gradients are
+ * not all pending zeros as they were (the recorded ops overwrite them). */
+static cnn_status graph_replay(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    for (int k = n->n_blobs; k < graph_tensors(n); k++)
+        if (cnn_gpu_state_grad_zero(cnn_gpu_state(graph_tensor(n, k))) !=
+            cnn_gpu_state_grad_zero(n->graph_pre[k]))
+            return gpu_passes(n);
+    CNN_TRY(cnn_cuda_ctx_use(n->cuda[0]));
+    CNN_TRY(cnn_cuda_graph_launch(n->cuda[0], n->graph));
+    for (int k = 0; k < graph_tensors(n); k++) cnn_gpu_set_state(graph_tensor(n, k), n->graph_post[k]);
+fail:
+    return st;
+}
+
+cnn_status cnn_net_forward_backward(cnn_net *n)
+{
+    cnn_status st = CNN_OK;
+    if (!n->graph_wanted || n->graph_note[0]) {
+        CNN_TRY(cnn_net_forward(n, NULL));
+        return cnn_net_backward(n);
+    }
+    CNN_TRY(graph_prelude(n));
+    if (n->graph_step == 1) return graph_record(n);
+    if (n->graph_step == 2) return graph_replay(n);
+    CNN_TRY(gpu_passes(n)); /* the eager warm-up */
+    n->graph_step = 1;
+fail:
+    return st;
+}
+
+const char *cnn_net_graph_note(const cnn_net *n)
+{
+    if (!n->graph_wanted) return "not asked for";
+    if (n->graph_note[0]) return n->graph_note;
+    return n->graph_step == 2 ? "replayed" : "not recorded yet";
 }
 
 cnn_status cnn_net_zero_grads(cnn_net *n)

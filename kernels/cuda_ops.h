@@ -93,6 +93,20 @@ cnn_status cnn_cuda_wait_event(cnn_cuda_ctx *ctx, const cnn_cuda_event *e);
 /* Milliseconds between two recorded timing events; waits for `end`. */
 cnn_status cnn_cuda_event_elapsed(const cnn_cuda_event *start, const cnn_cuda_event *end,
                                   float *ms);
+/* ---- CUDA graphs (kernels/cuda/context.cu) --------------------------------
+ * Work queued once and replayed with one launch. Recording starts on ctx's
+ * stream in relaxed mode: other threads may queue onto streams that joined
+ * it through event waits, which must rejoin it before the end. Nothing
+ * queued while recording runs then; host waits and allocations are errors
+ * (they invalidate the recording, reported by cnn_cuda_graph_end). */
+typedef struct cnn_cuda_graph cnn_cuda_graph;
+cnn_status cnn_cuda_graph_begin(cnn_cuda_ctx *ctx);
+/* Ends the recording (always call it after a begin) and instantiates it:
+ * *out is the graph, or NULL with an error saying why it cannot be. */
+cnn_status cnn_cuda_graph_end(cnn_cuda_ctx *ctx, cnn_cuda_graph **out);
+cnn_status cnn_cuda_graph_launch(cnn_cuda_ctx *ctx, const cnn_cuda_graph *g);
+void cnn_cuda_graph_free(cnn_cuda_graph *g); /* accepts NULL */
+
 /* Lets dst's device read and write src's memory directly where the hardware
  * allows (no-op for the same device); false in *peer when it does not. */
 cnn_status cnn_cuda_enable_peer(cnn_cuda_ctx *dst, cnn_cuda_ctx *src, bool *peer);

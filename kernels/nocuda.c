@@ -491,3 +491,18 @@ cnn_status cnn_cuda_solver_update(cnn_cuda_ctx *ctx, const cnn_cuda_update *u, s
 {
     return no_cuda("cnn_cuda_solver_update");
 }
+
+cnn_status cnn_cuda_graph_begin(cnn_cuda_ctx *ctx) { return no_cuda("cnn_cuda_graph_begin"); }
+
+cnn_status cnn_cuda_graph_end(cnn_cuda_ctx *ctx, cnn_cuda_graph **out)
+{
+    *out = NULL;
+    return no_cuda("cnn_cuda_graph_end");
+}
+
+cnn_status cnn_cuda_graph_launch(cnn_cuda_ctx *ctx, const cnn_cuda_graph *g)
+{
+    return no_cuda("cnn_cuda_graph_launch");
+}
+
+void cnn_cuda_graph_free(cnn_cuda_graph *g) {}

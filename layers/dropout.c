@@ -156,6 +156,7 @@ static double dropout_flops(const cnn_layer *l) { return (double)l->bottom[0]->c
 
 const cnn_layer_type cnn_layer_Dropout = {
     .name = "Dropout",
+    .draws_per_pass = true,
     .min_bottoms = 1,
     .max_bottoms = 1,
     .min_tops = 1,

@@ -42,6 +42,9 @@ typedef struct cnn_layer_type {
     int min_bottoms, max_bottoms; /* -1: no upper bound */
     int min_tops, max_tops;
     bool is_loss;                 /* top[0] gets loss_weight 1 by default */
+    /* Its TRAIN GPU pass uses a value the host draws each pass (Dropout's
+     * seed): a CUDA graph would replay the first one. */
+    bool draws_per_pass;
     /* Reads `<type>_param` from cfg (the whole layer message) into l->priv.
      * Fields it does not read are reported as errors by the net. */
     cnn_status (*setup)(cnn_layer *l, cnn_cfg *cfg);

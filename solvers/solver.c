@@ -309,6 +309,7 @@ cnn_status cnn_solver_config_read(cnn_cfg *m, const char *dir, cnn_solver_config
         return field_error(m, "workspace_mb", CNN_ERR_CONFIG,
                            "workspace_mb must be a number of MiB from 0 to 1048576");
     CNN_TRY(cnn_cfg_bool(m, "deterministic", false, &c->deterministic));
+    CNN_TRY(cnn_cfg_bool(m, "cuda_graph", false, &c->cuda_graph));
     CNN_TRY(cnn_cfg_bool(m, "debug_info", false, &c->debug_info));
     CNN_TRY(cnn_cfg_bool(m, "layer_wise_reduce", true, &b));
     c->lr.max_iter = c->max_iter;
@@ -414,6 +415,7 @@ static cnn_status build_net(cnn_solver *s, cnn_cfg *root, const char *file, cnn_
     memcpy(o.gpu, s->gpu_ids, sizeof o.gpu);
     o.workspace_bytes = s->workspace_bytes;
     o.deterministic = s->deterministic;
+    o.cuda_graph = phase == CNN_TRAIN && s->cuda_graph && s->cfg.iter_size == 1;
     return cnn_net_from_cfg(root, file, &o, out);
 }
 
@@ -478,6 +480,7 @@ static cnn_status from_root(cnn_solver *s, cnn_cfg *root, const char *path,
     if (!s->workspace_bytes && s->cfg.workspace_mb >= 0) /* 0 MiB: no workspace at all */
         s->workspace_bytes = s->cfg.workspace_mb ? (size_t)s->cfg.workspace_mb << 20 : 1;
     s->deterministic = s->deterministic || s->cfg.deterministic;
+    s->cuda_graph = (o && o->cuda_graph) || s->cfg.cuda_graph;
     CNN_TRY(build_net(s, train_root, train_file, CNN_TRAIN, &s->net));
     if (s->cfg.test_iter > 0 && s->cfg.test_interval > 0)
         CNN_TRY(build_net(s, test_root, test_file, CNN_TEST, &s->test_net));
@@ -765,10 +768,11 @@ static cnn_status step_gpu(cnn_solver *s, float *loss)
     CNN_TRY(cnn_cuda_set(c0, 1, 0.f, ring + slot));
     for (int k = 0; k < s->cfg.iter_size; k++) {
         if (s->feed) CNN_TRY(s->feed(s->net, s->batches, s->feed_user));
-        CNN_TRY(cnn_net_forward(s->net, NULL));
+        /* One call, so that it can be a CUDA graph (backward leaves the
+         * loss tops alone). */
+        CNN_TRY(cnn_net_forward_backward(s->net));
         s->batches++;
         CNN_TRY(cnn_net_loss_device(s->net, ring + slot));
-        CNN_TRY(cnn_net_backward(s->net));
     }
     CNN_TRY(cnn_cuda_ctx_use(c0));
     if (s->cfg.iter_size > 1)

@@ -109,6 +109,7 @@ typedef struct cnn_solver_config {
     int device_id;
     int workspace_mb;     /* extension: cuDNN workspace budget in MiB (-1: default) */
     bool deterministic;   /* extension: deterministic cuDNN algorithms only */
+    bool cuda_graph;      /* extension: replay training steps as a CUDA graph */
     char snapshot_prefix[CNN_SOLVER_PATH_MAX]; /* "" until resolved */
     char train_net[CNN_SOLVER_PATH_MAX];       /* model file of the train net */
     char test_net[CNN_SOLVER_PATH_MAX];        /* model file of the test net */
@@ -139,6 +140,7 @@ typedef struct cnn_solver_opts {
     int gpu[CNN_MAX_DEVICES];
     size_t workspace_bytes;
     bool deterministic;
+    bool cuda_graph; /* or the solver block's cuda_graph: true */
 } cnn_solver_opts;
 
 /* Builds the solver from a model file with a `solver` block or a solver file

@@ -22,6 +22,7 @@ struct cnn_solver {
     int gpu_ids[CNN_MAX_DEVICES];
     size_t workspace_bytes;
     bool deterministic;
+    bool cuda_graph;         /* opts or the solver block asked for CUDA graphs */
     /* Parameters (indices into the net's param info) grouped by the logical
      * device they and their history live on; updates go device by device. */
     int n_devices;

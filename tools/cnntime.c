@@ -28,10 +28,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cnntime MODEL [--iterations N] [--phase TRAIN|TEST] [--json]\n"
                "               [--gpu N | --gpus L | --cpu] [--workspace-mb N] [--deterministic]\n"
+               "               [--cuda-graph]\n"
                "Times each layer's forward and backward pass and the whole iteration.\n"
                "  --iterations N        timed iterations after one warm-up (default 50)\n"
                "  --phase P             TRAIN (default) or TEST\n"
                "  --json                one JSON object instead of a table\n"
+               "  --cuda-graph          on a GPU: time whole iterations replayed as a CUDA\n"
+               "                        graph (the per-layer table runs eagerly)\n"
                "%s", cnn_tool_dev_usage(true));
 }
 
@@ -248,14 +251,15 @@ static cnn_status train_iterations(cnn_net *n, const gpu_timer *tm, int iters, d
 {
     cnn_status st = CNN_OK;
     double t0 = 0;
-    for (int it = 0; it <= iters; it++) {
-        if (it == 1) {
+    /* A CUDA graph is recorded at the second call: both untimed. */
+    int warm = strcmp(cnn_net_graph_note(n), "not asked for") ? 2 : 1;
+    for (int it = 0; it < iters + warm; it++) {
+        if (it == warm) {
             CNN_TRY(drain(tm));
             t0 = now_ms();
         }
         CNN_TRY(cnn_net_zero_grads(n));
-        CNN_TRY(cnn_net_forward(n, NULL));
-        CNN_TRY(cnn_net_backward(n));
+        CNN_TRY(cnn_net_forward_backward(n));
     }
     CNN_TRY(drain(tm));
     *ms = (now_ms() - t0) / iters;
@@ -276,8 +280,7 @@ static cnn_status queue_time(cnn_net *n, const gpu_timer *tm, int iters, double 
         CNN_TRY(drain(tm));
         double t0 = now_ms();
         CNN_TRY(cnn_net_zero_grads(n));
-        CNN_TRY(cnn_net_forward(n, NULL));
-        CNN_TRY(cnn_net_backward(n));
+        CNN_TRY(cnn_net_forward_backward(n));
         total += now_ms() - t0;
     }
     CNN_TRY(drain(tm));
@@ -337,7 +340,8 @@ static int print_json(const cnn_net *n, const timing *r)
         !cJSON_AddNumberToObject(j, "backward_ms", r->b) ||
         !cJSON_AddNumberToObject(j, "iteration_ms", r->it) ||
         !cJSON_AddNumberToObject(j, "images_per_s", r->it > 0 ? r->batch * 1e3 / r->it : 0) ||
-        (r->gpu && !cJSON_AddNumberToObject(j, "host_queue_ms", r->host)))
+        (r->gpu && !cJSON_AddNumberToObject(j, "host_queue_ms", r->host)) ||
+        (r->gpu && !cJSON_AddStringToObject(j, "cuda_graph", cnn_net_graph_note(n))))
         goto oom;
     char *s = cJSON_PrintUnformatted(j);
     if (!s) goto oom;
@@ -371,6 +375,7 @@ static void print_table(const cnn_net *n, const timing *r)
     printf("average forward-backward: %10.4f ms (%.1f images/s)\n", r->it,
            r->it > 0 ? r->batch * 1e3 / r->it : 0.0);
     if (!r->gpu) return;
+    printf("CUDA graph:               %s\n", cnn_net_graph_note(n));
     printf("host queueing:            %10.4f ms per iteration (%.0f%% of it: near 100%%, the GPU "
            "waits for launches)\n",
            r->host, r->it > 0 ? 100 * r->host / r->it : 0.0);
@@ -464,6 +469,8 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--cuda-graph")) {
+            o.cuda_graph = true;
         } else if ((a[0] == '-' && a[1]) || model) {
             fprintf(stderr, "cnntime: unexpected argument: %s\n", a);
             usage(stderr);

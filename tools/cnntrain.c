@@ -36,6 +36,8 @@ static void usage(FILE *f)
             "                        layers whose device: field names it on a thread of\n"
             "                        its own (default 1; device: K needs N > K)\n"
             "  --iterations N        train for N iterations (replaces max_iter)\n"
+            "  --cuda-graph          on a GPU: replay each step's passes as a CUDA graph\n"
+            "                        (as the solver block's cuda_graph: true)\n"
             "  --weights F[,F...]    initial weights (.safetensors or .caffemodel) copied by\n"
             "                        layer name; new or reshaped layers keep their fillers\n"
             "                        (a table shows what was loaded)\n"
@@ -277,6 +279,8 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--strict-weights")) {
             strict_weights = true;
+        } else if (!strcmp(a, "--cuda-graph")) {
+            o.cuda_graph = true;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             quiet = true;
         } else if (!strcmp(a, "--iterations") && has_val) {
@@ -376,6 +380,8 @@ int main(int argc, char **argv)
     }
     printf("done: %d iterations in %s%s%s\n", cnn_solver_iter(s), took,
            r.last_snapshot[0] ? "; snapshot " : "", r.last_snapshot);
+    if (!quiet && (cnn_solver_get_config(s)->cuda_graph || o.cuda_graph))
+        printf("CUDA graph: %s\n", cnn_net_graph_note(cnn_solver_net(s)));
     rc = 0;
     goto done;
 fail:

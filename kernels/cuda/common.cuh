@@ -21,6 +21,7 @@ struct cnn_cuda_ctx {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
+    void *blas_ws;    /* cuBLAS's workspace (cublasSetWorkspace) */
     cudnnHandle_t dnn;
     void *ws;         /* cuDNN workspace, ws_size bytes */
     size_t ws_size;

@@ -50,10 +50,15 @@ static void release(cnn_cuda_ctx *c)
     if (c->dnn) cudnnDestroy(c->dnn);
     if (c->blas) cublasDestroy(c->blas);
     cudaFree(c->ws);
+    cudaFree(c->blas_ws);
     cudaFree(c->partial);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->cache);
 }
+
+/* cuBLAS's workspace, ours so that it never allocates while a CUDA graph
+ * records (32 MiB: NVIDIA's figure for Hopper, more than older GPUs need). */
+#define BLAS_WORKSPACE ((size_t)32 << 20)
 
 static cnn_status init(cnn_cuda_ctx *c, bool copy_only)
 {
@@ -62,6 +67,8 @@ static cnn_status init(cnn_cuda_ctx *c, bool copy_only)
     if (copy_only) return CNN_OK;
     CNN_CUBLAS(cublasCreate(&c->blas));
     CNN_CUBLAS(cublasSetStream(c->blas, c->stream));
+    CNN_CUDA(cudaMalloc(&c->blas_ws, BLAS_WORKSPACE));
+    CNN_CUBLAS(cublasSetWorkspace(c->blas, c->blas_ws, BLAS_WORKSPACE));
     CNN_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     CNN_CUDNN(cudnnCreate(&c->dnn));
     CNN_CUDNN(cudnnSetStream(c->dnn, c->stream));
@@ -312,4 +319,59 @@ extern "C" cnn_status cnn_cuda_copy_peer(cnn_cuda_ctx *dst_ctx, void *dst, cnn_c
                                      dst_ctx->stream));
     CNN_SYNC_IF_DEBUG(dst_ctx);
     return CNN_OK;
+}
+
+/* ---- CUDA graphs ---------------------------------------------------------- */
+
+struct cnn_cuda_graph {
+    cudaGraphExec_t exec;
+};
+
+extern "C" cnn_status cnn_cuda_graph_begin(cnn_cuda_ctx *ctx)
+{
+    if (ctx->sync_debug)
+        return CNN_ERROR(CNN_ERR_UNSUPPORTED, "no CUDA graphs in the debug mode (CNN_CUDA_SYNC)");
+    CNN_CUDA(cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeRelaxed));
+    return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_graph_end(cnn_cuda_ctx *ctx, cnn_cuda_graph **out)
+{
+    *out = NULL;
+    cudaGraph_t graph = NULL;
+    cudaError_t r = cudaStreamEndCapture(ctx->stream, &graph);
+    if (r != cudaSuccess) {
+        cudaGetLastError(); /* the failed recording leaves no sticky error */
+        return CNN_ERROR(CNN_ERR_CUDA, "recording a CUDA graph failed: %s",
+                         cudaGetErrorString(r));
+    }
+    cudaGraphExec_t exec = NULL;
+    r = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (r != cudaSuccess) {
+        cudaGetLastError();
+        return CNN_ERROR(CNN_ERR_CUDA, "cudaGraphInstantiate: %s", cudaGetErrorString(r));
+    }
+    cnn_cuda_graph *g = (cnn_cuda_graph *)calloc(1, sizeof *g);
+    if (!g) {
+        cudaGraphExecDestroy(exec);
+        return CNN_ERROR(CNN_ERR_MEMORY, "cannot allocate a CUDA graph");
+    }
+    g->exec = exec;
+    *out = g;
+    return CNN_OK;
+}
+
+extern "C" cnn_status cnn_cuda_graph_launch(cnn_cuda_ctx *ctx, const cnn_cuda_graph *g)
+{
+    CNN_CUDA(cudaGraphLaunch(g->exec, ctx->stream));
+    CNN_SYNC_IF_DEBUG(ctx);
+    return CNN_OK;
+}
+
+extern "C" void cnn_cuda_graph_free(cnn_cuda_graph *g)
+{
+    if (!g) return;
+    cudaGraphExecDestroy(g->exec);
+    free(g);
 }

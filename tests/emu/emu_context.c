@@ -710,3 +710,25 @@ cnn_status cnn_cuda_copy_peer(cnn_cuda_ctx *dst_ctx, void *dst, cnn_cuda_ctx *sr
     if (dst != src) memmove(dst, src, bytes);
     return CNN_OK;
 }
+
+/* ---- CUDA graphs: not emulated ---------------------------------------------
+ * Ops run when called here, so nothing can be recorded for a replay: the
+ * net sees the refusal and runs its passes as usual. */
+
+cnn_status cnn_cuda_graph_begin(cnn_cuda_ctx *ctx)
+{
+    return CNN_ERROR(CNN_ERR_UNSUPPORTED, "the CUDA emulator cannot record graphs");
+}
+
+cnn_status cnn_cuda_graph_end(cnn_cuda_ctx *ctx, cnn_cuda_graph **out)
+{
+    *out = NULL;
+    return CNN_ERROR(CNN_ERR_UNSUPPORTED, "the CUDA emulator cannot record graphs");
+}
+
+cnn_status cnn_cuda_graph_launch(cnn_cuda_ctx *ctx, const cnn_cuda_graph *g)
+{
+    return CNN_ERROR(CNN_ERR_UNSUPPORTED, "the CUDA emulator cannot replay graphs");
+}
+
+void cnn_cuda_graph_free(cnn_cuda_graph *g) {}
