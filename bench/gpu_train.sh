@@ -15,6 +15,8 @@
 # (copying the batch from pageable host memory each iteration); the ratio
 # against PyTorch with the batch resident on the GPU is printed too. Without a
 # PyTorch that sees the GPU the PyTorch side is skipped, and said so.
+# LeNet and cifar10-quick run a second time with --cuda-graph (each step
+# replayed as one CUDA graph; CaffeNet has Dropout, which graphs leave out).
 # Prints CaffeNet's per-layer times, a table, and "cnn is X.XXx faster" (or
 # slower) per net; the last line sums it up (tests/gpu/run.sh's table).
 # About a minute on an H100/H200.
@@ -58,6 +60,13 @@ for net in "lenet 64 $ITERS" "cifar10_quick 100 $ITERS" "caffenet $CB $BIG"; do
         rm -f "$T/$1.cnn"
         status=1
     }
+    if [ "$1" != caffenet ]; then
+        $CNNTIME "$T/$1.prototxt" $CNN_DEVICE --iterations "$3" --json --cuda-graph \
+            > "$T/$1.graph" 2> "$T/$1.gerr" || {
+            echo "gpu_train.sh: cnntime --cuda-graph failed on $1: $(tail -3 "$T/$1.gerr")"
+            rm -f "$T/$1.graph"
+        }
+    fi
     if [ $torch_ok = 1 ]; then
         "$PY" bench/torch_gpu.py "$1" "$2" "$3" > "$T/$1.torch" 2> "$T/$1.terr" || {
             echo "gpu_train.sh: torch_gpu.py failed on $1: $(tail -3 "$T/$1.terr")"
@@ -82,6 +91,7 @@ def load(name):
         return None
 nets = ("lenet", "cifar10_quick", "caffenet")
 cnn = {n: load(n + ".cnn") for n in nets}
+graph = {n: load(n + ".graph") for n in nets}
 tor = {n: load(n + ".torch") for n in nets}
 c = cnn["caffenet"]
 if c:
@@ -100,9 +110,9 @@ if t:
 some = next((x for x in cnn.values() if x), None)
 if some:
     print("cnn on %s" % some.get("device", "?"))
-print("\n%-14s %5s %10s %12s %12s %12s %10s %10s" % ("net", "batch", "cnn ms", "torch +copy",
-                                                    "torch resid.", "torch +SGD", "cnn img/s",
-                                                    "cnn host"))
+print("\n%-14s %5s %10s %10s %12s %12s %12s %10s %10s" % (
+    "net", "batch", "cnn ms", "cnn graph", "torch +copy", "torch resid.", "torch +SGD",
+    "cnn img/s", "cnn host"))
 def ratio(t, c):
     return "%.2fx faster" % (t / c) if t >= c else "%.2fx slower" % (c / t)
 def tms(t, key):
@@ -110,7 +120,10 @@ def tms(t, key):
 summary = []
 for n in nets:
     c, t = cnn[n], tor[n]
-    cells = ["%10.2f" % c["iteration_ms"] if c else "%10s" % "failed"]
+    g = graph[n]
+    replayed = g and g.get("cuda_graph") == "replayed"
+    cells = ["%10.2f" % c["iteration_ms"] if c else "%10s" % "failed",
+             "%10.2f" % g["iteration_ms"] if replayed else "%10s" % "-"]
     for key in ("with_input_copy", "forward_backward", "with_sgd_step"):
         v = tms(t, key)
         cells.append("%12.2f" % v if v is not None else "%12s" % "-")
@@ -118,9 +131,13 @@ for n in nets:
     cells.append("%10.2f" % c["host_queue_ms"] if c and "host_queue_ms" in c else "%10s" % "-")
     batch = c["batch"] if c else (t["batch"] if t else 0)
     print("%-14s %5d %s" % (n, batch, " ".join(cells)))
-print("(torch +copy: batch copied from host memory each iteration, as cnn does; resid.: "
-      "batch kept on the GPU; cnn host: ms the host takes to queue an iteration, near "
-      "'cnn ms' when launches set the pace)")
+print("(cnn graph: --cuda-graph, each iteration one CUDA graph; torch +copy: batch copied "
+      "from host memory each iteration, as cnn does; resid.: batch kept on the GPU; cnn host: "
+      "ms the host takes to queue an iteration, near 'cnn ms' when launches set the pace)")
+for n in nets:
+    g = graph[n]
+    if g and g.get("cuda_graph") != "replayed":
+        print("%s --cuda-graph: no graph: %s" % (n, g.get("cuda_graph")))
 for n in nets:
     c, t = cnn[n], tor[n]
     if c and t:
@@ -128,7 +145,14 @@ for n in nets:
         print("%s: cnn is %s than PyTorch (forward+backward with the batch copied in, fp32, "
               "means); %s against PyTorch with the batch resident"
               % (n, ratio(same, c["iteration_ms"]), ratio(resid, c["iteration_ms"])))
-        summary.append("%s %.2fx" % (n, same / c["iteration_ms"]))
+        g = graph[n]
+        if g and g.get("cuda_graph") == "replayed":
+            print("%s with --cuda-graph: cnn is %s than PyTorch (batch copied in)"
+                  % (n, ratio(same, g["iteration_ms"])))
+            summary.append("%s %.2fx (graph %.2fx)" % (n, same / c["iteration_ms"],
+                                                       same / g["iteration_ms"]))
+        else:
+            summary.append("%s %.2fx" % (n, same / c["iteration_ms"]))
     elif c:
         summary.append("%s %.1f ms" % (n, c["iteration_ms"]))
         print("%s: cnn %.2f ms (no PyTorch figure)" % (n, c["iteration_ms"]))
