@@ -1767,6 +1767,7 @@ static cnn_status graph_record(cnn_net *n)
     if (!st) st = cnn_cuda_graph_begin(c0);
     if (!st) {
         st = gpu_passes(n);
+        if (st) (void)join_end(n); /* a pass that stopped early: every stream rejoins */
         cnn_status end = cnn_cuda_graph_end(c0, &n->graph); /* always, to stop recording */
         if (!st) st = end;
     }
