@@ -757,6 +757,39 @@ static void two_devices_vs_one(int ngpu, const int *ids)
     cnn_solver_free(s2);
 }
 
+/* A CUDA graph over two logical devices on one GPU (two streams joined into
+ * the recording by the passes' events) trains as eager steps do. */
+START_TEST(test_cuda_graph_two_devices)
+{
+    const char *solver = "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 "
+                         "weight_decay: 0.001 max_iter: 10 random_seed: 5 }\n";
+    char text[8192];
+    snprintf(text, sizeof text, "%s%s", TWO_DEVICES, solver);
+    cnn_solver *s[2];
+    for (int k = 0; k < 2; k++) {
+        cnn_solver_opts o = {0};
+        o.gpus = 2; /* both logical devices on GPU 0 */
+        o.deterministic = true;
+        o.cuda_graph = k == 1;
+        ck_assert_msg(cnn_solver_from_string(text, "graph_two", &o, &s[k]) == CNN_OK, "%s",
+                      cnn_error_message());
+        ck_assert_int_eq(cnn_net_num_devices(cnn_solver_net(s[k])), 2);
+        cnn_solver_set_feed(s[k], feed10, NULL);
+    }
+    for (int i = 0; i < 5; i++) {
+        float l[2] = {NAN, NAN};
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(cnn_solver_step(s[k], &l[k]) == CNN_OK, "%s", cnn_error_message());
+        printf("  step %d: loss eager %.7f, graph %.7f\n", i, l[0], l[1]);
+        ck_assert(l[0] == l[1]);
+    }
+    printf("  CUDA graph: %s\n", cnn_net_graph_note(cnn_solver_net(s[1])));
+    compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, 0);
+    cnn_solver_free(s[0]);
+    cnn_solver_free(s[1]);
+}
+END_TEST
+
 START_TEST(test_two_logical_devices_one_gpu)
 {
     two_devices_vs_one(1, GPU0);
@@ -1253,6 +1286,7 @@ int main(void)
         {"layers", test_every_gpu_layer_test_phase},
         {"layers", test_cpu_fallback_in_gpu_net},
         {"devices", test_two_logical_devices_one_gpu},
+        {"devices", test_cuda_graph_two_devices},
         {"devices", test_two_logical_devices_two_gpus},
         {"solvers", test_solver_types},
         {"solvers", test_lazy_zero_grads},
