@@ -626,8 +626,9 @@ START_TEST(test_lazy_zero_grads)
 END_TEST
 
 /* CUDA graphs (cnn_net_forward_backward with cuda_graph): the same steps
- * recorded once and replayed give the same losses and weights, bit for bit,
- * as eager steps (deterministic algorithms, the same kernels). A net with
+ * recorded once and replayed give the losses and weights of eager steps
+ * (within tol_pass: two solvers' contexts may time different deterministic
+ * cuDNN algorithms; on the emulator both sides are eager and equal). A net with
  * Dropout in TRAIN runs eagerly and says why. The emulator cannot record:
  * there both sides run eagerly through the graph path's prelude. */
 static cnn_solver *graph_solver(const char *text, bool graph)
@@ -667,13 +668,14 @@ START_TEST(test_cuda_graph_matches_eager)
         ck_assert_msg(cnn_solver_step(eager, &le) == CNN_OK, "%s", cnn_error_message());
         ck_assert_msg(cnn_solver_step(graph, &lg) == CNN_OK, "%s", cnn_error_message());
         printf("  step %d: loss eager %.7f, graph %.7f\n", i, le, lg);
-        ck_assert_msg(le == lg, "step %d: loss eager %.9g, graph %.9g", i, le, lg);
+        ck_assert_msg(fabs((double)le - lg) <= tol_pass() * fabs((double)le),
+                      "step %d: loss eager %.9g, graph %.9g", i, le, lg);
     }
     const char *note = cnn_net_graph_note(cnn_solver_net(graph));
     printf("  CUDA graph: %s\n", note);
     ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
                   "graph note '%s'", note);
-    compare_params(cnn_solver_net(eager), cnn_solver_net(graph), false, 0);
+    compare_params(cnn_solver_net(eager), cnn_solver_net(graph), false, tol_pass());
     cnn_solver_free(eager);
     cnn_solver_free(graph);
     /* Dropout's seed is drawn on the host each pass: no graph. */
@@ -781,10 +783,10 @@ START_TEST(test_cuda_graph_two_devices)
         for (int k = 0; k < 2; k++)
             ck_assert_msg(cnn_solver_step(s[k], &l[k]) == CNN_OK, "%s", cnn_error_message());
         printf("  step %d: loss eager %.7f, graph %.7f\n", i, l[0], l[1]);
-        ck_assert(l[0] == l[1]);
+        ck_assert(fabs((double)l[0] - l[1]) <= tol_pass() * fabs((double)l[0]));
     }
     printf("  CUDA graph: %s\n", cnn_net_graph_note(cnn_solver_net(s[1])));
-    compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, 0);
+    compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, tol_pass());
     cnn_solver_free(s[0]);
     cnn_solver_free(s[1]);
 }
