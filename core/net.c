@@ -69,7 +69,7 @@ struct cnn_net {
     float *loss_buf; /* device 0: a scalar slot, then ones (loss_cap), staging (loss_cap) */
     size_t loss_cap;
     /* cnn_net_forward_backward as a CUDA graph (opts.cuda_graph). */
-    bool graph_wanted;
+    bool graph_asked, graph_wanted; /* asked; asked on a GPU net */
     int graph_step;            /* 0: warm up eagerly next, 1: record next, 2: replay */
     cnn_cuda_graph *graph;
     unsigned *graph_pre;       /* states of blobs then params when recorded ... */
@@ -1219,6 +1219,7 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     CNN_TRY(find_inputs_outputs(n));
     CNN_TRY(plan_devices(n, o->seed));
     CNN_TRY(feed_host_tensors(n)); /* again: the inputs and need_backward are known now */
+    n->graph_asked = o->cuda_graph;
     n->graph_wanted = o->cuda_graph && n->gpu;
     graph_reset(n);
     for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
@@ -1820,7 +1821,8 @@ fail:
 
 const char *cnn_net_graph_note(const cnn_net *n)
 {
-    if (!n->graph_wanted) return "not asked for";
+    if (!n->graph_asked) return "not asked for";
+    if (!n->graph_wanted) return "the net runs on the CPU";
     if (n->graph_note[0]) return n->graph_note;
     return n->graph_step == 2 ? "replayed" : "not recorded yet";
 }
