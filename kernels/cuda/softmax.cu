@@ -52,24 +52,28 @@ __global__ void softmax_rows_kernel(int c, const float *x, float *y)
     for (int k = threadIdx.x; k < c; k += blockDim.x) yp[k] *= inv;
 }
 
+/* The softmax of one column of c values, `inner` apart, by one thread. */
+__device__ __forceinline__ void softmax_column(int c, int inner, const float *xp, float *yp)
+{
+    float mx = xp[0];
+    for (int k = 1; k < c; k++) mx = fmaxf(mx, xp[(size_t)k * inner]);
+    double sum = 0;
+    for (int k = 0; k < c; k++) {
+        float e = expf(xp[(size_t)k * inner] - mx);
+        yp[(size_t)k * inner] = e;
+        sum += e;
+    }
+    float inv = (float)(1.0 / sum);
+    for (int k = 0; k < c; k++) yp[(size_t)k * inner] *= inv;
+}
+
 /* General layout: one thread per (outer, inner) column. */
 __global__ void softmax_cols_kernel(int outer, int c, int inner, const float *x, float *y)
 {
     CNN_GRID_STRIDE(col, (size_t)outer * inner)
     {
         size_t base = col / inner * (size_t)c * inner + col % inner;
-        const float *xp = x + base;
-        float *yp = y + base;
-        float mx = xp[0];
-        for (int k = 1; k < c; k++) mx = fmaxf(mx, xp[(size_t)k * inner]);
-        double sum = 0;
-        for (int k = 0; k < c; k++) {
-            float e = expf(xp[(size_t)k * inner] - mx);
-            yp[(size_t)k * inner] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        for (int k = 0; k < c; k++) yp[(size_t)k * inner] *= inv;
+        softmax_column(c, inner, x + base, y + base);
     }
 }
 
@@ -230,8 +234,8 @@ __device__ __forceinline__ int block_min_int(int v)
     return r;
 }
 
-/* One block: each thread takes whole columns (softmax as softmax_cols_kernel
- * computes it, then the column's loss term), then block sums in double. */
+/* One block: each thread takes whole columns (their softmax, then the
+ * column's loss term), then block sums in double. */
 __global__ void softmax_loss_fused_kernel(int outer, int c, int inner, const float *x,
                                           const float *label, bool has_ignore, int ignore,
                                           float norm, float *prob, float *out, int *bad,
@@ -242,18 +246,8 @@ __global__ void softmax_loss_fused_kernel(int outer, int c, int inner, const flo
     int first = INT_MAX;
     for (size_t col = threadIdx.x; col < cols; col += blockDim.x) {
         size_t base = col / inner * (size_t)c * inner + col % inner;
-        const float *xp = x + base;
         float *yp = prob + base;
-        float mx = xp[0];
-        for (int k = 1; k < c; k++) mx = fmaxf(mx, xp[(size_t)k * inner]);
-        double z = 0;
-        for (int k = 0; k < c; k++) {
-            float e = expf(xp[(size_t)k * inner] - mx);
-            yp[(size_t)k * inner] = e;
-            z += e;
-        }
-        float inv = (float)(1.0 / z);
-        for (int k = 0; k < c; k++) yp[(size_t)k * inner] *= inv;
+        softmax_column(c, inner, x + base, yp);
         int lv, state = label_state(label[col], c, has_ignore, ignore, &lv);
         if (state < 0) {
             first = min(first, (int)col);
