@@ -78,7 +78,7 @@ struct cnn_net {
     bool skip_host;            /* the host layers ran already (graph prelude) */
 };
 
-static void graph_reset(cnn_net *n);
+static cnn_status graph_reset(cnn_net *n);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -1221,7 +1221,7 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     CNN_TRY(feed_host_tensors(n)); /* again: the inputs and need_backward are known now */
     n->graph_asked = o->cuda_graph;
     n->graph_wanted = o->cuda_graph && n->gpu;
-    graph_reset(n);
+    CNN_TRY(graph_reset(n));
     for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
     free(specs);
     free_strs(inputs, n_inputs);
@@ -1476,7 +1476,7 @@ cnn_status cnn_net_reshape(cnn_net *n)
     }
     CNN_TRY(fit_loss_buf(n));
     CNN_TRY(feed_host_tensors(n));
-    graph_reset(n); /* shapes, buffers and host fallbacks may have changed */
+    CNN_TRY(graph_reset(n)); /* shapes, buffers and host fallbacks may have changed */
 fail:
     return st;
 }
@@ -1709,14 +1709,20 @@ static bool graph_obstacle(const cnn_net *n, char *buf, size_t len)
     return false;
 }
 
-/* Forgets any recording (after a reshape: shapes, buffers, fallbacks). */
-static void graph_reset(cnn_net *n)
+/* Forgets any recording (after a reshape: shapes, buffers, fallbacks) and
+ * makes room for the states of the next one. */
+static cnn_status graph_reset(cnn_net *n)
 {
     cnn_cuda_graph_free(n->graph);
     n->graph = NULL;
     n->graph_step = 0;
     n->graph_note[0] = 0;
-    if (n->graph_wanted) graph_obstacle(n, n->graph_note, sizeof n->graph_note);
+    if (!n->graph_wanted || graph_obstacle(n, n->graph_note, sizeof n->graph_note))
+        return CNN_OK;
+    size_t k = (size_t)graph_tensors(n) + 1;
+    if (!n->graph_pre) n->graph_pre = calloc(k, sizeof *n->graph_pre);
+    if (!n->graph_post) n->graph_post = calloc(k, sizeof *n->graph_post);
+    return n->graph_pre && n->graph_post ? CNN_OK : oom();
 }
 
 static void graph_states(const cnn_net *n, unsigned *out)
@@ -1758,11 +1764,7 @@ static cnn_status gpu_passes(cnn_net *n)
 static cnn_status graph_record(cnn_net *n)
 {
     cnn_cuda_ctx *c0 = n->cuda[0];
-    size_t bytes = (size_t)graph_tensors(n) * sizeof(unsigned) + 1;
-    unsigned *pre = realloc(n->graph_pre, bytes), *post = NULL;
-    if (pre) n->graph_pre = pre;
-    if (pre && (post = realloc(n->graph_post, bytes))) n->graph_post = post;
-    if (!post) return oom();
+    unsigned *pre = n->graph_pre, *post = n->graph_post;
     graph_states(n, pre);
     cnn_status st = cnn_cuda_ctx_use(c0);
     if (!st) st = cnn_cuda_graph_begin(c0);
