@@ -154,6 +154,7 @@ static void on_iter(run_state *r, const cnn_solver_event *e, double t)
         cJSON_AddNumberToObject(o, "loss", e->loss);
         cJSON_AddNumberToObject(o, "lr", e->lr);
         cJSON_AddNumberToObject(o, "images_per_sec", ips);
+        cJSON_AddNumberToObject(o, "data_wait_s", cnn_net_data_wait_seconds(cnn_solver_net(r->s)));
         log_json(r, o);
     }
 }
@@ -380,6 +381,10 @@ int main(int argc, char **argv)
     }
     printf("done: %d iterations in %s%s%s\n", cnn_solver_iter(s), took,
            r.last_snapshot[0] ? "; snapshot " : "", r.last_snapshot);
+    double waited = cnn_net_data_wait_seconds(cnn_solver_net(s)), ran = now() - r.t_start;
+    if (!quiet && r.samples)
+        printf("data: training waited %.1f s for batches (%.1f%% of the run)\n", waited,
+               ran > 0 ? 100 * waited / ran : 0.0);
     if (!quiet && (cnn_solver_get_config(s)->cuda_graph || o.cuda_graph))
         printf("CUDA graph: %s\n", cnn_net_graph_note(cnn_solver_net(s)));
     rc = 0;
