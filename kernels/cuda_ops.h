@@ -246,8 +246,9 @@ cnn_status cnn_cuda_softmax_loss_backward(cnn_cuda_ctx *ctx, int outer, int c, i
                                           bool has_ignore, int ignore, float scale,
                                           const float *scale_dev, float *dx);
 /* Softmax with its loss in one launch, for small problems (fits: at most
- * CNN_SOFTMAX_LOSS_FUSED values, LeNet's or cifar10-quick's batch, where
- * the separate ops' launches would cost more than the work): prob =
+ * CNN_SOFTMAX_LOSS_FUSED values and 1024 classes, LeNet's or
+ * cifar10-quick's batch, where the separate ops' launches would cost more
+ * than the work; one thread does a column's classes): prob =
  * softmax(x); out[0] = the loss sum, out[1] = the count of valid labels,
  * out[2] = the normaliser (norm when > 0, else that count); *loss =
  * out[0] / max(out[2], 1); *bad as above, then latched into *first_bad as
@@ -255,7 +256,7 @@ cnn_status cnn_cuda_softmax_loss_backward(cnn_cuda_ctx *ctx, int outer, int c, i
 #define CNN_SOFTMAX_LOSS_FUSED 65536
 static inline bool cnn_cuda_softmax_loss_fits(int outer, int c, int inner)
 {
-    return outer > 0 && c > 0 && inner > 0 &&
+    return outer > 0 && c > 0 && c <= 1024 && inner > 0 &&
            (size_t)outer * c * inner <= CNN_SOFTMAX_LOSS_FUSED;
 }
 cnn_status cnn_cuda_softmax_loss_fused(cnn_cuda_ctx *ctx, int outer, int c, int inner,

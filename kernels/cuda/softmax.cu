@@ -280,8 +280,8 @@ extern "C" cnn_status cnn_cuda_softmax_loss_fused(cnn_cuda_ctx *ctx, int outer, 
 {
     if (!cnn_cuda_softmax_loss_fits(outer, c, inner))
         return CNN_ERROR(CNN_ERR_ARG, "cnn_cuda_softmax_loss_fused: %d x %d x %d values is "
-                         "too many for one block (at most %d)", outer, c, inner,
-                         CNN_SOFTMAX_LOSS_FUSED);
+                         "too many for one block (at most %d, and 1024 classes)", outer, c,
+                         inner, CNN_SOFTMAX_LOSS_FUSED);
     CNN_LAUNCH(ctx, softmax_loss_fused_kernel, 1, outer, c, inner, x, label, has_ignore, ignore,
                norm, prob, out, bad, first_bad, loss);
     return CNN_OK;

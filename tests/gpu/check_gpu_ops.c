@@ -673,6 +673,7 @@ START_TEST(test_softmax_loss_fused)
     fused_case(64, 10, 1, false, 64.f, -1, 153);
     fused_case(700, 93, 1, false, 0.f, 411, 154); /* 65100 values: just fits */
     ck_assert(!cnn_cuda_softmax_loss_fits(256, 1000, 1));
+    ck_assert(!cnn_cuda_softmax_loss_fits(1, 5000, 1)); /* one thread per column */
     ck_assert(cnn_cuda_softmax_loss_fused(ctx, 256, 1000, 1, NULL, NULL, false, 0, 0.f, NULL,
                                           NULL, NULL, NULL, NULL) != CNN_OK);
     release_all();
