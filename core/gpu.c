@@ -18,7 +18,11 @@
  * refilled once the compute stream has copied it out (another event). Any
  * other upload (parameters: once) goes straight from the pageable host copy
  * on the tensor's stream. A small batch (FEED_DIRECT) skips the landing
- * buffer: pinned buffer to tensor on the tensor's stream. */
+ * buffer: pinned buffer to tensor on the tensor's stream.
+ *
+ * A grad can also be a pending zero (cnn_gpu_zero_grad): zero in neither
+ * copy until an access needs the bits, which an overwriting op never does.
+ * CUDA graph replays set the heads from outside (cnn_gpu_set_state). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +41,7 @@ typedef enum { HEAD_HOST, HEAD_DEVICE, HEAD_BOTH } head;
 typedef struct feed {
     cnn_cuda_ctx *copy;          /* whose stream uploads */
     float *pinned[2];            /* host staging */
-    cnn_cuda_event *uploaded[2]; /* on the copy stream, after the upload from pinned[i] */
+    cnn_cuda_event *uploaded[2]; /* after the last upload from pinned[i], on its stream */
     float *landing;              /* device buffer the copy stream fills */
     cnn_cuda_event *drained;     /* on the tensor's stream, after landing was copied out */
     int next;                    /* the pinned buffer the next upload uses */
