@@ -9,10 +9,12 @@
 
 #include <stdint.h>
 
+#ifndef CNN_HD
 #ifdef __CUDACC__
 #define CNN_HD __host__ __device__
 #else
 #define CNN_HD
+#endif
 #endif
 
 typedef struct cnn_philox4 {

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "../kernels.h"
+#include "../softmax_column.h"
 
 #define PAR_MIN 32768
 
@@ -15,18 +16,7 @@ void cnn_k_softmax_forward(int outer, int c, int inner, const float *x, float *y
 #pragma omp parallel for schedule(static) if (cols * c > PAR_MIN)
     for (long col = 0; col < cols; col++) {
         size_t base = (size_t)(col / inner) * (size_t)c * (size_t)inner + (size_t)(col % inner);
-        const float *xp = x + base;
-        float *yp = y + base;
-        float mx = xp[0];
-        for (int k = 1; k < c; k++) mx = fmaxf(mx, xp[(size_t)k * inner]);
-        double sum = 0;
-        for (int k = 0; k < c; k++) {
-            float e = expf(xp[(size_t)k * inner] - mx);
-            yp[(size_t)k * inner] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        for (int k = 0; k < c; k++) yp[(size_t)k * inner] *= inv;
+        cnn_softmax_column(c, (size_t)inner, x + base, y + base);
     }
 }
 

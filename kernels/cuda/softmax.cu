@@ -5,23 +5,35 @@
 #include <float.h>
 #include <limits.h>
 
+#include "../softmax_column.h"
 #include "common.cuh"
 
 /* ---- softmax ------------------------------------------------------------ */
 
-__device__ __forceinline__ float block_max(float v)
+/* op over the block's values of v, in a fixed tree order; every thread gets
+ * the result. */
+template <class T, class Op> __device__ __forceinline__ T block_reduce(T v, Op op)
 {
-    __shared__ float sh[CNN_THREADS];
+    __shared__ T sh[CNN_THREADS];
     sh[threadIdx.x] = v;
     __syncthreads();
     for (int s = CNN_THREADS / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + s]);
+        if ((int)threadIdx.x < s) sh[threadIdx.x] = op(sh[threadIdx.x], sh[threadIdx.x + s]);
         __syncthreads();
     }
-    float r = sh[0];
+    T r = sh[0];
     __syncthreads();
     return r;
 }
+
+struct max_op {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct min_op {
+    __device__ int operator()(int a, int b) const { return min(a, b); }
+};
+
+__device__ __forceinline__ float block_max(float v) { return block_reduce(v, max_op{}); }
 
 __device__ __forceinline__ double block_sum_all(double v)
 {
@@ -52,28 +64,13 @@ __global__ void softmax_rows_kernel(int c, const float *x, float *y)
     for (int k = threadIdx.x; k < c; k += blockDim.x) yp[k] *= inv;
 }
 
-/* The softmax of one column of c values, `inner` apart, by one thread. */
-__device__ __forceinline__ void softmax_column(int c, int inner, const float *xp, float *yp)
-{
-    float mx = xp[0];
-    for (int k = 1; k < c; k++) mx = fmaxf(mx, xp[(size_t)k * inner]);
-    double sum = 0;
-    for (int k = 0; k < c; k++) {
-        float e = expf(xp[(size_t)k * inner] - mx);
-        yp[(size_t)k * inner] = e;
-        sum += e;
-    }
-    float inv = (float)(1.0 / sum);
-    for (int k = 0; k < c; k++) yp[(size_t)k * inner] *= inv;
-}
-
 /* General layout: one thread per (outer, inner) column. */
 __global__ void softmax_cols_kernel(int outer, int c, int inner, const float *x, float *y)
 {
     CNN_GRID_STRIDE(col, (size_t)outer * inner)
     {
         size_t base = col / inner * (size_t)c * inner + col % inner;
-        softmax_column(c, inner, x + base, y + base);
+        cnn_softmax_column(c, (size_t)inner, x + base, y + base);
     }
 }
 
@@ -219,21 +216,6 @@ extern "C" cnn_status cnn_cuda_softmax_loss_forward(cnn_cuda_ctx *ctx, int outer
     return find_bad(ctx, cols, c, label, has_ignore, ignore, bad);
 }
 
-/* The smallest of v over the block (every thread gets it). */
-__device__ __forceinline__ int block_min_int(int v)
-{
-    __shared__ int sh[CNN_THREADS];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = CNN_THREADS / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) sh[threadIdx.x] = min(sh[threadIdx.x], sh[threadIdx.x + s]);
-        __syncthreads();
-    }
-    int r = sh[0];
-    __syncthreads();
-    return r;
-}
-
 /* One block: each thread takes whole columns (their softmax, then the
  * column's loss term), then block sums in double. */
 __global__ void softmax_loss_fused_kernel(int outer, int c, int inner, const float *x,
@@ -247,7 +229,7 @@ __global__ void softmax_loss_fused_kernel(int outer, int c, int inner, const flo
     for (size_t col = threadIdx.x; col < cols; col += blockDim.x) {
         size_t base = col / inner * (size_t)c * inner + col % inner;
         float *yp = prob + base;
-        softmax_column(c, inner, x + base, yp);
+        cnn_softmax_column(c, (size_t)inner, x + base, yp);
         int lv, state = label_state(label[col], c, has_ignore, ignore, &lv);
         if (state < 0) {
             first = min(first, (int)col);
@@ -258,7 +240,7 @@ __global__ void softmax_loss_fused_kernel(int outer, int c, int inner, const flo
     }
     sum = cnn_block_sum(sum);
     valid = cnn_block_sum(valid);
-    first = block_min_int(first);
+    first = block_reduce(first, min_op{});
     if (threadIdx.x == 0) {
         float s = (float)sum, den = norm > 0 ? norm : (float)valid;
         out[0] = s;
