@@ -69,7 +69,7 @@ struct cnn_net {
     float *loss_buf; /* device 0: a scalar slot, then ones (loss_cap), staging (loss_cap) */
     size_t loss_cap;
     /* cnn_net_forward_backward as a CUDA graph (opts.cuda_graph). */
-    bool graph_asked, graph_wanted; /* asked; asked on a GPU net */
+    bool graph_asked;          /* opts.cuda_graph (used on GPU nets only) */
     int graph_step;            /* 0: warm up eagerly next, 1: record next, 2: replay */
     cnn_cuda_graph *graph;
     unsigned *graph_pre;       /* states of blobs then params when recorded ... */
@@ -1220,7 +1220,6 @@ cnn_status cnn_net_from_cfg(cnn_cfg *root, const char *file, const cnn_net_opts 
     CNN_TRY(plan_devices(n, o->seed));
     CNN_TRY(feed_host_tensors(n)); /* again: the inputs and need_backward are known now */
     n->graph_asked = o->cuda_graph;
-    n->graph_wanted = o->cuda_graph && n->gpu;
     CNN_TRY(graph_reset(n));
     for (int i = 0; i < n_specs; i++) spec_free(specs[i]);
     free(specs);
@@ -1717,7 +1716,7 @@ static cnn_status graph_reset(cnn_net *n)
     n->graph = NULL;
     n->graph_step = 0;
     n->graph_note[0] = 0;
-    if (!n->graph_wanted || graph_obstacle(n, n->graph_note, sizeof n->graph_note))
+    if (!n->graph_asked || !n->gpu || graph_obstacle(n, n->graph_note, sizeof n->graph_note))
         return CNN_OK;
     size_t k = (size_t)graph_tensors(n) + 1;
     if (!n->graph_pre) n->graph_pre = calloc(k, sizeof *n->graph_pre);
@@ -1808,7 +1807,7 @@ fail:
 cnn_status cnn_net_forward_backward(cnn_net *n)
 {
     cnn_status st = CNN_OK;
-    if (!n->graph_wanted || n->graph_note[0]) {
+    if (!n->graph_asked || !n->gpu || n->graph_note[0]) {
         CNN_TRY(cnn_net_forward(n, NULL));
         return cnn_net_backward(n);
     }
@@ -1824,7 +1823,7 @@ fail:
 const char *cnn_net_graph_note(const cnn_net *n)
 {
     if (!n->graph_asked) return "not asked for";
-    if (!n->graph_wanted) return "the net runs on the CPU";
+    if (!n->gpu) return "the net runs on the CPU";
     if (n->graph_note[0]) return n->graph_note;
     return n->graph_step == 2 ? "replayed" : "not recorded yet";
 }
