@@ -48,6 +48,18 @@ endif
 EMU_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
            $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT) $(EMU_SRC))
 
+# The CUDA sources themselves compiled by the host C++ compiler against
+# stand-ins for the CUDA runtime, cuBLAS and cuDNN (tests/hostcuda/), so
+# that `make test` runs our kernels on the CPU on any machine.
+CXX ?= c++
+HC_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unused-parameter \
+               -fopenmp -MMD -MP -DCNN_HOSTCUDA -Itests/hostcuda/include -I. -Icore $(PKG_CFLAGS)
+HC_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
+          $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT)) \
+          $(patsubst %.cu,$(B)/hostcuda/%.o,$(wildcard kernels/cuda/*.cu)) \
+          $(patsubst %.cpp,$(B)/hostcuda/%.o,$(wildcard tests/hostcuda/*.cpp))
+HC_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/hostcuda/%,$(wildcard tests/gpu/check_*.c))
+
 TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/*.c))
 TOOL_COMMON := $(patsubst %.c,$(B)/%.o,$(wildcard tools/common/*.c))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/check_*.c tests/gpu/check_*.c))
@@ -55,13 +67,18 @@ TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/check_*.c tests/gpu/
 EMU_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/emu/%,$(wildcard tests/gpu/check_gpu_net.c)) \
              $(patsubst tests/emu/%.c,$(B)/tests/emu/%,$(wildcard tests/emu/check_*.c))
 
-all: lib/libcnn.a lib/libcnn.so lib/libcnn_emu.a $(TOOLS) $(TESTS) $(EMU_TESTS)
+all: lib/libcnn.a lib/libcnn.so lib/libcnn_emu.a lib/libcnn_hostcuda.a $(TOOLS) $(TESTS) \
+     $(EMU_TESTS) $(HC_TESTS)
 
 lib/libcnn.a: $(OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
 lib/libcnn_emu.a: $(EMU_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+lib/libcnn_hostcuda.a: $(HC_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
@@ -76,6 +93,14 @@ $(B)/%.o: %.c
 $(B)/emu/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DCNN_WITH_CUDA -c $< -o $@
+
+$(B)/hostcuda/%.o: %.cu
+	@mkdir -p $(@D)
+	$(CXX) $(HC_CXXFLAGS) -x c++ -c $< -o $@
+
+$(B)/hostcuda/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(HC_CXXFLAGS) -c $< -o $@
 
 $(B)/%.cu.o: %.cu
 	@mkdir -p $(@D)
@@ -96,6 +121,12 @@ $(B)/tests/%: tests/%.c tests/testutil.h lib/libcnn.a
 $(B)/tests/emu/%: tests/gpu/%.c tests/testutil.h lib/libcnn_emu.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_emu.a $(CHECK_LIBS) $(EMU_LDLIBS)
+
+# The GPU suites on our CUDA sources run by the CPU (tests/hostcuda).
+$(B)/tests/hostcuda/%: tests/gpu/%.c tests/testutil.h lib/libcnn_hostcuda.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_hostcuda.a $(CHECK_LIBS) $(EMU_LDLIBS) \
+	    -lstdc++
 
 # The tools on the emulator, for trying the GPU paths of the tools on the
 # CPU (`make emu-tools`, then e.g. build/emu/bin/cnntrain --gpu 0 …).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run.sh — runs every test: the Check suites in build/tests (GPU suites skip
 # themselves without a device), the GPU suites again on the CPU emulator of
-# the CUDA op layer (build/tests/emu, linked with lib/libcnn_emu.a), then
-# the shell end-to-end tests in tests/.
+# the CUDA op layer (build/tests/emu, linked with lib/libcnn_emu.a), on the
+# CUDA sources run by the CPU (build/tests/hostcuda), then the shell
+# end-to-end tests in tests/.
 # Prints a summary line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -32,6 +33,13 @@ done
 for t in build/tests/emu/check_gpu_*; do
     [ -x "$t" ] || continue
     run "$(basename "$t")_gpu_path_on_cpu_emulator" env CK_FORK=no OMP_NUM_THREADS=1 "$t"
+done
+# The GPU suites once more on our CUDA sources themselves, compiled by the
+# host compiler and run on the CPU (tests/hostcuda): the kernels' indexing,
+# reductions, launch geometry and cuBLAS/cuDNN arguments.
+for t in build/tests/hostcuda/check_gpu_*; do
+    [ -x "$t" ] || continue
+    run "$(basename "$t")_cuda_sources_on_cpu" env CK_FORK=no OMP_NUM_THREADS=1 "$t"
 done
 # The end-to-end tests check CPU figures: hide any GPU from them (the tools
 # would default to it); tests/gpu/run.sh covers the tools on a GPU.

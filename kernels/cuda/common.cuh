@@ -65,17 +65,27 @@ __device__ __forceinline__ double cnn_block_sum(double v)
     return r;
 }
 
+/* kernel<<<grid, block, 0, stream>>>(...); the host compiler of
+ * tests/hostcuda, which runs these files on the CPU, has no <<< >>>. */
+#ifdef CNN_HOSTCUDA
+#define CNN_KERNEL_CALL(kernel, grid, block, stream, ...)                                \
+    cnn_hc_launch(#kernel, kernel, (grid), (block), 0, (stream), __VA_ARGS__)
+#else
+#define CNN_KERNEL_CALL(kernel, grid, block, stream, ...)                                \
+    kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
 /* Launch configuration ending in the checks of cuda_check.h. */
 #define CNN_LAUNCH(ctx, kernel, grid, ...)                                               \
     do {                                                                                 \
-        kernel<<<(grid), CNN_THREADS, 0, (ctx)->stream>>>(__VA_ARGS__);                  \
+        CNN_KERNEL_CALL(kernel, grid, CNN_THREADS, (ctx)->stream, __VA_ARGS__);          \
         CNN_LAUNCHED(ctx, kernel);                                                       \
     } while (0)
 
 /* The same for a kernel that updates one scalar: a single thread. */
 #define CNN_LAUNCH_SCALAR(ctx, kernel, ...)                                               \
     do {                                                                                 \
-        kernel<<<1, 1, 0, (ctx)->stream>>>(__VA_ARGS__);                                 \
+        CNN_KERNEL_CALL(kernel, 1, 1, (ctx)->stream, __VA_ARGS__);                       \
         CNN_LAUNCHED(ctx, kernel);                                                       \
     } while (0)
 
