@@ -68,7 +68,7 @@ EMU_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/emu/%,$(wildcard tests/gpu/chec
              $(patsubst tests/emu/%.c,$(B)/tests/emu/%,$(wildcard tests/emu/check_*.c))
 
 all: lib/libcnn.a lib/libcnn.so lib/libcnn_emu.a lib/libcnn_hostcuda.a $(TOOLS) $(TESTS) \
-     $(EMU_TESTS) $(HC_TESTS)
+     $(EMU_TESTS) $(HC_TESTS) $(HC_TOOLS)
 
 lib/libcnn.a: $(OBJ)
 	@mkdir -p $(@D)
@@ -128,6 +128,16 @@ $(B)/tests/hostcuda/%: tests/gpu/%.c tests/testutil.h lib/libcnn_hostcuda.a
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_hostcuda.a $(CHECK_LIBS) $(EMU_LDLIBS) \
 	    -lstdc++
 
+# The tools on our CUDA sources run by the CPU (`make hostcuda-tools`, then
+# e.g. build/hostcuda/bin/cnntrain --gpu 0 …).
+HC_TOOLS := $(patsubst tools/%.c,$(B)/hostcuda/bin/%,$(wildcard tools/*.c))
+hostcuda-tools: $(HC_TOOLS)
+
+$(B)/hostcuda/bin/%: tools/%.c $(TOOL_COMMON) lib/libcnn_hostcuda.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MF $(B)/hostcuda/bin/$*.d $< $(TOOL_COMMON) -o $@ lib/libcnn_hostcuda.a \
+	    $(EMU_LDLIBS) -lstdc++
+
 # The tools on the emulator, for trying the GPU paths of the tools on the
 # CPU (`make emu-tools`, then e.g. build/emu/bin/cnntrain --gpu 0 …).
 EMU_TOOLS := $(patsubst tools/%.c,$(B)/emu/bin/%,$(wildcard tools/*.c))
@@ -148,6 +158,6 @@ test: all
 clean:
 	rm -rf $(B) lib bin
 
-.PHONY: all test clean emu-tools
+.PHONY: all test clean emu-tools hostcuda-tools
 .SECONDARY:
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -9,7 +9,8 @@
  * calls). What real hardware would reject or leave undefined fails here
  * loudly, naming the kernel or call:
  *   - device memory is filled with NaN bytes when allocated, and guarded:
- *     a write past either end of an allocation aborts after the op;
+ *     a write past either end of an allocation aborts after the op, a read
+ *     past its end faults at once (the op is named);
  *   - every pointer argument of a kernel, and every copy's range, must lie
  *     in live device memory of the stream's device (or of a peer whose
  *     access was enabled); host pointers abort;
@@ -23,6 +24,9 @@
  *     must be joined back before the capture ends.
  * Environment: CNN_HOSTCUDA_DEVICES (number of devices, 2 by default),
  * CNN_HOSTCUDA_PROFILE=1 (time per kernel and call, printed at exit). */
+#include <signal.h>
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdarg>
 #include <chrono>
@@ -73,12 +77,20 @@ bool valid_device(int d) { return d >= 0 && d < device_count(); }
 
 /* ---- memory ---------------------------------------------------------------- */
 
-constexpr size_t GUARD = 256; /* also keeps allocations 256-byte aligned, as CUDA's */
+/* Device allocations are 256-byte aligned, as CUDA's, and end against an
+ * inaccessible page, so that a read past the end faults; the bytes before
+ * the start (GUARD) and the alignment slack after the end are guard bytes,
+ * checked after every op. */
+constexpr size_t ALIGN = 256, GUARD = 256, PAGE = 4096;
 constexpr unsigned char GUARD_BYTE = 0xA5, POISON_BYTE = 0xFF; /* 0xFF..: NaN */
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 struct allocation {
     size_t bytes;
     int device; /* -1: pinned host memory */
+    char *map = nullptr; /* device memory: the mapping, map_bytes long */
+    size_t map_bytes = 0;
 };
 std::map<const char *, allocation> allocations; /* by user address */
 
@@ -102,9 +114,9 @@ int device_of(const void *p, size_t bytes)
 bool guards_intact(const char *base, size_t bytes)
 {
     for (size_t i = 0; i < GUARD; i++)
-        if ((unsigned char)base[-1 - (long)i] != GUARD_BYTE ||
-            (unsigned char)base[bytes + i] != GUARD_BYTE)
-            return false;
+        if ((unsigned char)base[-1 - (long)i] != GUARD_BYTE) return false;
+    for (size_t i = bytes; i < round_up(bytes, ALIGN); i++)
+        if ((unsigned char)base[i] != GUARD_BYTE) return false;
     return true;
 }
 
@@ -192,11 +204,36 @@ void print_profile()
                 e.second.calls, e.first.c_str());
 }
 
+/* The op running, named when it faults (a read past the end of device
+ * memory reaches the inaccessible page after it). */
+const char *volatile running_op;
+
+void on_fault(int sig, siginfo_t *si, void *)
+{
+    signal(sig, SIG_DFL);
+    if (!running_op) return; /* not ours: fault again, by default */
+    fprintf(stderr, "hostcuda: %s touched memory outside its device allocations (address %p)\n",
+            running_op, si->si_addr);
+    abort();
+}
+
+struct fault_handler {
+    fault_handler()
+    {
+        struct sigaction sa = {};
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &sa, nullptr);
+    }
+} install_fault_handler;
+
 void run_op(const char *what, const std::function<void()> &op)
 {
     static bool on = getenv("CNN_HOSTCUDA_PROFILE") && atoi(getenv("CNN_HOSTCUDA_PROFILE"));
     double t0 = on ? now_ms() : 0;
+    running_op = what;
     op();
+    running_op = nullptr;
     check_guards(what);
     if (on) {
         if (!profile) {
@@ -477,13 +514,16 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     LOCKED;
     *p = nullptr;
     if (!valid_device(current_device)) return fail(cudaErrorInvalidDevice);
-    char *raw = (char *)aligned_alloc(GUARD, (bytes + 2 * GUARD + GUARD - 1) / GUARD * GUARD);
-    if (!raw) return fail(cudaErrorMemoryAllocation);
-    memset(raw, GUARD_BYTE, GUARD);
-    memset(raw + GUARD, POISON_BYTE, bytes);
-    memset(raw + GUARD + bytes, GUARD_BYTE, GUARD);
-    allocations[raw + GUARD] = allocation{bytes, current_device};
-    *p = raw + GUARD;
+    size_t user = round_up(bytes, ALIGN), map_bytes = round_up(GUARD + user, PAGE) + PAGE;
+    void *m = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
+    char *map = (char *)m, *base = map + map_bytes - PAGE - user;
+    mprotect(map + map_bytes - PAGE, PAGE, PROT_NONE);
+    memset(base - GUARD, GUARD_BYTE, GUARD);
+    memset(base, POISON_BYTE, bytes);
+    memset(base + bytes, GUARD_BYTE, user - bytes);
+    allocations[base] = allocation{bytes, current_device, map, map_bytes};
+    *p = base;
     return cudaSuccess;
 }
 
@@ -495,8 +535,8 @@ cudaError_t cudaFree(void *p)
     if (it == allocations.end() || it->second.device < 0) return fail(cudaErrorInvalidValue);
     if (!guards_intact(it->first, it->second.bytes))
         die("cudaFree: something wrote outside this %zu-byte allocation", it->second.bytes);
+    munmap(it->second.map, it->second.map_bytes);
     allocations.erase(it);
-    free((char *)p - GUARD);
     return cudaSuccess;
 }
 
