@@ -57,8 +57,9 @@ HC_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unused-par
 HC_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
           $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT)) \
           $(patsubst %.cu,$(B)/hostcuda/%.o,$(wildcard kernels/cuda/*.cu)) \
-          $(patsubst %.cpp,$(B)/hostcuda/%.o,$(wildcard tests/hostcuda/*.cpp))
-HC_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/hostcuda/%,$(wildcard tests/gpu/check_*.c))
+          $(patsubst %.cpp,$(B)/hostcuda/%.o,$(filter-out %/check_hostcuda.cpp,$(wildcard tests/hostcuda/*.cpp)))
+HC_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/hostcuda/%,$(wildcard tests/gpu/check_*.c)) \
+            $(B)/tests/hostcuda/check_hostcuda
 
 TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/*.c))
 TOOL_COMMON := $(patsubst %.c,$(B)/%.o,$(wildcard tools/common/*.c))
@@ -127,6 +128,12 @@ $(B)/tests/hostcuda/%: tests/gpu/%.c tests/testutil.h lib/libcnn_hostcuda.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_hostcuda.a $(CHECK_LIBS) $(EMU_LDLIBS) \
 	    -lstdc++
+
+# The rules tests/hostcuda enforces, each shown to fire.
+$(B)/tests/hostcuda/check_hostcuda: tests/hostcuda/check_hostcuda.cpp lib/libcnn_hostcuda.a
+	@mkdir -p $(@D)
+	$(CXX) $(HC_CXXFLAGS) $(CHECK_CFLAGS) $< -o $@ lib/libcnn_hostcuda.a $(CHECK_LIBS) \
+	    $(EMU_LDLIBS)
 
 # The tools on our CUDA sources run by the CPU (`make hostcuda-tools`, then
 # e.g. build/hostcuda/bin/cnntrain --gpu 0 …).

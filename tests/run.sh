@@ -37,6 +37,7 @@ done
 # The GPU suites once more on our CUDA sources themselves, compiled by the
 # host compiler and run on the CPU (tests/hostcuda): the kernels' indexing,
 # reductions, launch geometry and cuBLAS/cuDNN arguments.
+[ -x build/tests/hostcuda/check_hostcuda ] && run check_hostcuda build/tests/hostcuda/check_hostcuda
 for t in build/tests/hostcuda/check_gpu_*; do
     [ -x "$t" ] || continue
     run "$(basename "$t")_cuda_sources_on_cpu" env CK_FORK=no OMP_NUM_THREADS=1 "$t"

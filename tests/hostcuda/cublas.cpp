@@ -148,6 +148,9 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
         ldc < max1(m) || !alpha || !beta)
         return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    /* Without a workspace of ours cuBLAS allocates one, which a graph
+     * being recorded cannot hold. */
+    if (cnn_hc_capturing(handle->stream) && !handle->workspace) return CUBLAS_STATUS_NOT_SUPPORTED;
     check_device(handle, "cublasSgemm");
     cudaStream_t s = handle->stream;
     cnn_hc_check_device_pointer(s, "cublasSgemm", 7, A);

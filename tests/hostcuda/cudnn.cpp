@@ -708,6 +708,8 @@ static cudnnStatus_t check_find(cudnnHandle_t h, int requested, const int *retur
                                 const void *perf, const void *ws, size_t ws_size)
 {
     if (!h || requested < 1 || !returned || !perf) return CUDNN_STATUS_BAD_PARAM;
+    /* Find times kernels and synchronises: never inside a stream capture. */
+    if (cnn_hc_capturing(h->stream)) return CUDNN_STATUS_NOT_SUPPORTED;
     return check_ws(ws, ws_size, 0);
 }
 

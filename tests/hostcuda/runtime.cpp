@@ -20,8 +20,11 @@
  *   - bad launch geometry is reported by cudaGetLastError;
  *   - stream capture records work instead of running it (by value, as a
  *     graph does) and checks the CUDA rules: no synchronisation of a
- *     capturing stream, streams that joined the capture through an event
- *     must be joined back before the capture ends.
+ *     capturing stream or query of a captured event, no wait on an event
+ *     recorded outside the capture, no copy from or to pageable host
+ *     memory, streams that joined the capture through an event joined back
+ *     before it ends (and cuDNN's Find or a cuBLAS handle without a
+ *     workspace of its own refuse to run in a capture).
  * Environment: CNN_HOSTCUDA_DEVICES (number of devices, 2 by default),
  * CNN_HOSTCUDA_PROFILE=1 (time per kernel and call, printed at exit). */
 #include <signal.h>
@@ -401,6 +404,13 @@ void cnn_hc_run_grid(const char *name, dim3 grid, dim3 block, const std::functio
 
 void cnn_hc_set_launch_error(cudaError_t e) { last_error = e; }
 
+bool cnn_hc_capturing(cudaStream_t s)
+{
+    LOCKED;
+    stream_state *st = stream_of(s);
+    return st && st->cap;
+}
+
 void cnn_hc_check_device_pointer(cudaStream_t s, const char *what, int arg, const void *p)
 {
     LOCKED;
@@ -574,6 +584,26 @@ bool region_ok(const void *p, size_t bytes, bool dev)
     return !a || a->second.device < 0;
 }
 
+bool pinned(const void *p, size_t bytes)
+{
+    auto *a = find_allocation(p, bytes);
+    return a && a->second.device < 0;
+}
+
+/* A graph cannot hold a copy from or to pageable host memory (the driver
+ * stages those synchronously): only pinned memory in a capture. */
+cudaError_t check_capture_copy(cudaStream_t s, const void *dst, size_t dbytes, const void *src,
+                               size_t sbytes)
+{
+    stream_state *st = stream_of(s);
+    if (!st || !st->cap) return cudaSuccess;
+    bool ok = (device_of(dst, dbytes) >= 0 || pinned(dst, dbytes)) &&
+              (device_of(src, sbytes) >= 0 || pinned(src, sbytes));
+    if (ok) return cudaSuccess;
+    st->cap->invalid = true;
+    return fail(cudaErrorStreamCaptureUnsupported);
+}
+
 cudaError_t check_copy(void *dst, size_t dbytes, const void *src, size_t sbytes,
                        cudaMemcpyKind kind)
 {
@@ -599,6 +629,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 {
     LOCKED;
     cudaError_t e = check_copy(dst, bytes, src, bytes, kind);
+    if (e == cudaSuccess) e = check_capture_copy(s, dst, bytes, src, bytes);
     if (e != cudaSuccess || !bytes) return e;
     return cnn_hc_enqueue(s, "cudaMemcpyAsync", [=] { memmove(dst, src, bytes); });
 }
@@ -609,8 +640,9 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
     LOCKED;
     if (width > dpitch || width > spitch) return fail(cudaErrorInvalidValue);
     if (!width || !height) return cudaSuccess;
-    cudaError_t e = check_copy(dst, dpitch * (height - 1) + width, src,
-                               spitch * (height - 1) + width, kind);
+    size_t dbytes = dpitch * (height - 1) + width, sbytes = spitch * (height - 1) + width;
+    cudaError_t e = check_copy(dst, dbytes, src, sbytes, kind);
+    if (e == cudaSuccess) e = check_capture_copy(s, dst, dbytes, src, sbytes);
     if (e != cudaSuccess) return e;
     return cnn_hc_enqueue(s, "cudaMemcpy2DAsync", [=] {
         for (size_t r = 0; r < height; r++)

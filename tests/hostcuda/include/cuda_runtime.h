@@ -169,6 +169,8 @@ cudaError_t cnn_hc_enqueue(cudaStream_t s, const char *what, std::function<void(
 void cnn_hc_check_device_pointer(cudaStream_t s, const char *what, int arg, const void *p);
 /* Runs every thread of a grid: body() is one CUDA thread. */
 void cnn_hc_run_grid(const char *name, dim3 grid, dim3 block, const std::function<void()> &body);
+/* Whether s is being recorded into a graph (it began a capture or joined one). */
+bool cnn_hc_capturing(cudaStream_t s);
 /* Sets the error cudaGetLastError() returns next (a bad launch). */
 void cnn_hc_set_launch_error(cudaError_t e);
 
