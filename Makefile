@@ -62,6 +62,7 @@ HC_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/hostcuda/%,$(wildcard tests/gpu/
             $(B)/tests/hostcuda/check_hostcuda
 
 TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/*.c))
+HC_TOOLS := $(patsubst tools/%.c,$(B)/hostcuda/bin/%,$(wildcard tools/*.c))
 TOOL_COMMON := $(patsubst %.c,$(B)/%.o,$(wildcard tools/common/*.c))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/check_*.c tests/gpu/check_*.c))
 
@@ -137,7 +138,6 @@ $(B)/tests/hostcuda/check_hostcuda: tests/hostcuda/check_hostcuda.cpp lib/libcnn
 
 # The tools on our CUDA sources run by the CPU (`make hostcuda-tools`, then
 # e.g. build/hostcuda/bin/cnntrain --gpu 0 …).
-HC_TOOLS := $(patsubst tools/%.c,$(B)/hostcuda/bin/%,$(wildcard tools/*.c))
 hostcuda-tools: $(HC_TOOLS)
 
 $(B)/hostcuda/bin/%: tools/%.c $(TOOL_COMMON) lib/libcnn_hostcuda.a

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # gpu_modelpar.sh — model parallelism on one GPU: the two-tower AlexNet
 # (models/alexnet_2gpu.cfg, towers on logical devices 0 and 1) trained with
-# --gpus 0,0 (both towers on GPU 0, one stream each) against the one-device
-# CaffeNet (models/caffenet.cfg, the same layers with grouped convolutions)
-# and against PyTorch's CaffeNet (bench/torch_gpu.py), at batch 128 (the
-# paper's), synthetic 3x227x227 data, fp32, training iteration = forward,
-# softmax loss, backward.
+# --gpus 0,0 (both towers on GPU 0, one stream each; again with
+# --cuda-graph) against the one-device CaffeNet (models/caffenet.cfg, the
+# same layers with grouped convolutions) and against PyTorch's CaffeNet
+# (bench/torch_gpu.py), at batch 128 (the paper's), synthetic 3x227x227
+# data, fp32, training iteration = forward, softmax loss, backward.
 #
 # From cnntime's per-layer CUDA-event times it sums each tower's layers
 # (forward + backward, Copy layers apart) and estimates what two real GPUs
@@ -42,6 +42,9 @@ status=0
 $CNNTIME "$T/alexnet_2gpu.prototxt" --gpus "$GPU,$GPU" --iterations "$ITERS" --json \
     > "$T/towers.json" 2> "$T/towers.err" ||
     { echo "gpu_modelpar.sh: cnntime --gpus $GPU,$GPU failed: $(tail -3 "$T/towers.err")"; status=1; }
+$CNNTIME "$T/alexnet_2gpu.prototxt" --gpus "$GPU,$GPU" --iterations "$ITERS" --json --cuda-graph \
+    > "$T/towers_graph.json" 2> "$T/towers_graph.err" ||
+    echo "gpu_modelpar.sh: cnntime --gpus $GPU,$GPU --cuda-graph failed: $(tail -3 "$T/towers_graph.err")"
 $CNNTIME "$T/caffenet.prototxt" --gpu "$GPU" --iterations "$ITERS" --json \
     > "$T/caffenet.json" 2> "$T/caffenet.err" ||
     { echo "gpu_modelpar.sh: cnntime on caffenet failed: $(tail -3 "$T/caffenet.err")"; status=1; }
@@ -64,6 +67,7 @@ def load(name):
     except (OSError, ValueError):
         return None
 tw, cn, tor = load("towers.json"), load("caffenet.json"), load("torch.json")
+twg = load("towers_graph.json")
 def ratio(a, b):  # how much faster `b` ms is than `a` ms
     return "%.2fx faster" % (a / b) if a >= b else "%.2fx slower" % (b / a)
 summary = []
@@ -88,6 +92,11 @@ if tw:
     est = max(tower.values()) + copies
     print("  sum of all passes:           %8.2f ms" % serial)
     print("  measured iteration, both towers on one GPU (two streams): %.2f ms" % tw["iteration_ms"])
+    if twg and twg.get("cuda_graph") == "replayed":
+        print("  the same, each iteration one CUDA graph (--cuda-graph):   %.2f ms"
+              % twg["iteration_ms"])
+    elif twg:
+        print("  --cuda-graph: no graph (%s)" % twg.get("cuda_graph"))
     print("  estimate on two GPUs, max(towers) + copies:               %.2f ms" % est)
 if cn:
     print("\ncaffenet on one device: %.2f ms per iteration (layers' sum %.2f ms)"
@@ -114,6 +123,8 @@ if cn and tor:
 parts = []
 if tw:
     parts.append("towers 0,0 %.1f ms, 2-GPU est. %.1f ms" % (tw["iteration_ms"], est))
+    if twg and twg.get("cuda_graph") == "replayed":
+        parts.append("towers graph %.1f ms" % twg["iteration_ms"])
 if cn:
     parts.append("caffenet %.1f ms" % cn["iteration_ms"])
 if tor:

@@ -15,8 +15,8 @@
 # (copying the batch from pageable host memory each iteration); the ratio
 # against PyTorch with the batch resident on the GPU is printed too. Without a
 # PyTorch that sees the GPU the PyTorch side is skipped, and said so.
-# LeNet and cifar10-quick run a second time with --cuda-graph (each step
-# replayed as one CUDA graph; CaffeNet has Dropout, which graphs leave out).
+# Each net runs a second time with --cuda-graph (each step replayed as one
+# CUDA graph).
 # Prints CaffeNet's per-layer times, a table, and "cnn is X.XXx faster" (or
 # slower) per net; the last line sums it up (tests/gpu/run.sh's table).
 # About a minute on an H100/H200.
@@ -60,13 +60,11 @@ for net in "lenet 64 $ITERS" "cifar10_quick 100 $ITERS" "caffenet $CB $BIG"; do
         rm -f "$T/$1.cnn"
         status=1
     }
-    if [ "$1" != caffenet ]; then
-        $CNNTIME "$T/$1.prototxt" $CNN_DEVICE --iterations "$3" --json --cuda-graph \
-            > "$T/$1.graph" 2> "$T/$1.gerr" || {
-            echo "gpu_train.sh: cnntime --cuda-graph failed on $1: $(tail -3 "$T/$1.gerr")"
-            rm -f "$T/$1.graph"
-        }
-    fi
+    $CNNTIME "$T/$1.prototxt" $CNN_DEVICE --iterations "$3" --json --cuda-graph \
+        > "$T/$1.graph" 2> "$T/$1.gerr" || {
+        echo "gpu_train.sh: cnntime --cuda-graph failed on $1: $(tail -3 "$T/$1.gerr")"
+        rm -f "$T/$1.graph"
+    }
     if [ $torch_ok = 1 ]; then
         "$PY" bench/torch_gpu.py "$1" "$2" "$3" > "$T/$1.torch" 2> "$T/$1.terr" || {
             echo "gpu_train.sh: torch_gpu.py failed on $1: $(tail -3 "$T/$1.terr")"

@@ -675,6 +675,8 @@ static cnn_status feed_tensor(cnn_net *n, cnn_tensor *t)
     return CNN_OK;
 }
 
+cnn_status cnn_layer_feed(cnn_layer *l, cnn_tensor *t) { return feed_tensor(l->net, t); }
+
 static cnn_status feed_all(cnn_net *n, cnn_tensor *const *t, int k)
 {
     cnn_status st = CNN_OK;
@@ -1676,8 +1678,11 @@ fail:
  * the tensors' heads, so the prelude first marks every host copy stale
  * (the recording starts from that state each time) and the states the
  * recording left are set after each replay. Nets the recording cannot
- * reproduce (a host layer between GPU layers or with a backward pass,
- * Dropout's per-pass seed) run eagerly and say why (cnn_net_graph_note). */
+ * reproduce (a host layer reading a GPU layer's output, or with a backward
+ * pass) run eagerly and say why (cnn_net_graph_note). Values the host draws each
+ * pass for GPU layers (Dropout's seed) are drawn and uploaded in the
+ * prelude (pass_begin_gpu), and the recording reads them from device
+ * memory. */
 
 static int graph_tensors(const cnn_net *n) { return n->n_blobs + n->n_params; }
 
@@ -1686,22 +1691,32 @@ static cnn_tensor *graph_tensor(const cnn_net *n, int k)
     return k < n->n_blobs ? n->blobs[k] : n->params[k - n->n_blobs];
 }
 
-/* Why this net's passes cannot be a graph, in buf; false when they can. */
+/* Whether layer l reads a blob an earlier layer of the net writes on the GPU. */
+static bool reads_gpu_output(const cnn_net *n, const cnn_layer *l)
+{
+    for (int i = 0; i < n->n_layers && n->layers[i] != l; i++) {
+        const cnn_layer *p = n->layers[i];
+        if (host_layer(p)) continue;
+        for (int t = 0; t < p->n_top; t++)
+            for (int b = 0; b < l->n_bottom; b++)
+                if (p->top[t] == l->bottom[b]) return true;
+    }
+    return false;
+}
+
+/* Why this net's passes cannot be a graph, in buf; false when they can:
+ * the prelude runs the host layers first, so none may read what a GPU layer
+ * wrote (an Input layer after a Split may stand anywhere) or need a backward
+ * pass. */
 static bool graph_obstacle(const cnn_net *n, char *buf, size_t len)
 {
-    bool gpu_seen = false;
     for (int i = 0; i < n->n_layers; i++) {
         const cnn_layer *l = n->layers[i];
-        if (l->type->draws_per_pass && l->phase == CNN_TRAIN && !host_layer(l)) {
-            snprintf(buf, len, "layer '%s' (%s) draws a new seed on the host each pass",
-                     l->name, l->type->name);
-            return true;
-        }
-        if (!host_layer(l)) {
-            gpu_seen = true;
-        } else if (gpu_seen || l->need_backward) {
+        if (!host_layer(l)) continue;
+        bool after = reads_gpu_output(n, l);
+        if (after || l->need_backward) {
             snprintf(buf, len, "layer '%s' (%s) runs on the host %s", l->name, l->type->name,
-                     gpu_seen ? "after GPU layers" : "in the backward pass");
+                     after ? "on the output of GPU layers" : "in the backward pass");
             return true;
         }
     }
@@ -1729,20 +1744,31 @@ static void graph_states(const cnn_net *n, unsigned *out)
     for (int k = 0; k < graph_tensors(n); k++) out[k] = cnn_gpu_state(graph_tensor(n, k));
 }
 
-/* The host layers, then every blob and parameter device-current with a
- * stale host copy: the state a recording starts from. */
+/* The host layers and the GPU layers' per-pass host work (in forward
+ * order, so the generators draw as an eager step does), then every blob and
+ * parameter device-current with a stale host copy: the state a recording
+ * starts from. Ends with device 0's stream waiting for the others, so that
+ * the graph, launched on device 0's stream, comes after all of it. */
 static cnn_status graph_prelude(cnn_net *n)
 {
     cnn_status st = CNN_OK;
     for (int d = 1; d < n->n_devices; d++) cnn_rng_seed(&n->dev_rng[d], cnn_rng_next(&n->rng));
     for (int i = 0; i < n->n_inputs; i++) cnn_host_wrote_data(n->inputs[i]);
-    for (int i = 0; i < n->n_layers; i++)
-        if (host_layer(n->layers[i])) CNN_TRY(dispatch(n->layers[i], false));
+    for (int i = 0; i < n->n_layers; i++) {
+        cnn_layer *l = n->layers[i];
+        if (host_layer(l)) {
+            CNN_TRY(dispatch(l, false));
+        } else if (l->type->pass_begin_gpu && l->phase == CNN_TRAIN) {
+            CNN_TRY(cnn_cuda_ctx_use(l->cuda));
+            CNN_TRY(l->type->pass_begin_gpu(l));
+        }
+    }
     for (int k = 0; k < graph_tensors(n); k++) {
         cnn_tensor *t = graph_tensor(n, k);
         CNN_TRY(cnn_cuda_ctx_use(cnn_tensor_ctx(t)));
         CNN_TRY(cnn_gpu_device_only(t));
     }
+    CNN_TRY(join_end(n));
 fail:
     return st;
 }

@@ -218,8 +218,11 @@ cnn_status cnn_cuda_elu_forward(cnn_cuda_ctx *ctx, size_t n, float alpha, const 
                                 float *y);
 cnn_status cnn_cuda_elu_backward(cnn_cuda_ctx *ctx, size_t n, float alpha, const float *x,
                                  const float *y, const float *dy, float *dx);
-/* The mask of cnn_k_dropout_mask (kernels.h), bit for bit. */
-cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, uint64_t seed, uint64_t offset,
+/* The mask of cnn_k_dropout_mask (kernels.h), bit for bit. The seed is read
+ * from device memory when the kernel runs (the 8 bytes of a uint64_t at
+ * `seed`, two floats' worth), so that a CUDA graph replay uses the seed
+ * uploaded before it. */
+cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, const float *seed, uint64_t offset,
                                  float p_keep, float keep_scale, float *mask);
 /* The uniforms of cnn_k_philox_uniform, bit for bit. */
 cnn_status cnn_cuda_philox_uniform(cnn_cuda_ctx *ctx, size_t n, uint64_t seed,

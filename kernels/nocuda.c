@@ -320,7 +320,7 @@ cnn_status cnn_cuda_elu_backward(cnn_cuda_ctx *ctx, size_t n, float alpha, const
     return no_cuda("cnn_cuda_elu_backward");
 }
 
-cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, uint64_t seed, uint64_t offset,
+cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, const float *seed, uint64_t offset,
                                  float p_keep, float keep_scale, float *mask)
 {
     return no_cuda("cnn_cuda_dropout_mask");

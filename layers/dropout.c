@@ -5,8 +5,11 @@
  * forward takes one seed from the net's generator and draws the mask from
  * the counter-based Philox stream of that seed (kernels/philox.h), on the
  * host or on the device: the same seed gives the same mask, bit for bit, on
- * the CPU and the GPU, and the GPU draws it without a host round trip. The
- * mask is kept for the backward pass. Runs in place. */
+ * the CPU and the GPU, and the GPU draws it without a host round trip: the
+ * seed goes up through a small fed tensor and the kernel reads it from
+ * device memory, so a CUDA graph replays a fresh seed each step
+ * (pass_begin_gpu). The mask is kept for the backward pass. Runs in place. */
+#include <string.h>
 #include <stdlib.h>
 
 #include "../core/gpu.h"
@@ -17,12 +20,19 @@ typedef struct {
     float ratio;       /* dropout_ratio: probability of dropping a value */
     bool scale_train;  /* scale kept values in TRAIN (else scale in TEST) */
     cnn_tensor *mask;  /* (bottom shape) 0 or the keep scale, per value */
+    cnn_tensor *seed;  /* GPU: the pass's seed, a uint64_t's 8 bytes in 2 floats */
+    bool seed_drawn;   /* GPU: seed holds this pass's draw, not yet used */
 } dropout_priv;
+
+#define SEED_FLOATS ((int)(sizeof(uint64_t) / sizeof(float)))
 
 static void dropout_destroy(cnn_layer *l)
 {
     dropout_priv *d = l->priv;
-    if (d) cnn_tensor_free(d->mask);
+    if (d) {
+        cnn_tensor_free(d->mask);
+        cnn_tensor_free(d->seed);
+    }
     free(d);
     l->priv = NULL;
 }
@@ -43,7 +53,7 @@ static cnn_status dropout_setup(cnn_layer *l, cnn_cfg *cfg)
     if (!(d->ratio >= 0.f && d->ratio < 1.f))
         return cnn_layer_error(l, CNN_ERR_CONFIG, "dropout_ratio must be in [0, 1), got %g",
                                d->ratio);
-    if (!(d->mask = cnn_tensor_create(NULL)))
+    if (!(d->mask = cnn_tensor_create(NULL)) || !(d->seed = cnn_tensor_create(NULL)))
         return cnn_layer_error(l, CNN_ERR_MEMORY, "out of memory");
 fail:
     return st;
@@ -56,7 +66,12 @@ static cnn_status dropout_reshape(cnn_layer *l)
     CNN_TRY(cnn_tensor_reshape_like(l->top[0], l->bottom[0]));
     if (l->phase == CNN_TRAIN) {
         CNN_TRY(cnn_tensor_reshape_like(d->mask, l->bottom[0]));
-        if (l->cuda) CNN_TRY(cnn_tensor_attach(d->mask, l->cuda));
+        if (l->cuda) {
+            CNN_TRY(cnn_tensor_attach(d->mask, l->cuda));
+            CNN_TRY(cnn_tensor_reshape(d->seed, 1, (const int[]){SEED_FLOATS}));
+            CNN_TRY(cnn_tensor_attach(d->seed, l->cuda));
+            CNN_TRY(cnn_layer_feed(l, d->seed));
+        }
     }
 fail:
     return st;
@@ -120,17 +135,31 @@ fail:
     return st;
 }
 
+/* Draws this pass's seed and queues its upload (before a CUDA graph step,
+ * or from the forward pass itself). */
+static cnn_status dropout_pass_begin_gpu(cnn_layer *l)
+{
+    dropout_priv *d = l->priv;
+    uint64_t seed = cnn_rng_next(l->rng);
+    memcpy(d->seed->data, &seed, sizeof seed);
+    cnn_host_wrote_data(d->seed);
+    d->seed_drawn = true;
+    return cnn_gpu_device_only(d->seed);
+}
+
 static cnn_status dropout_forward_gpu(cnn_layer *l)
 {
     cnn_status st = CNN_OK;
     dropout_priv *d = l->priv;
     size_t n = l->bottom[0]->count;
-    const float *x;
+    const float *x, *seed;
     float *y, *m;
     if (l->phase != CNN_TRAIN) return gpu_test_pass(l, false);
+    if (!d->seed_drawn) CNN_TRY(dropout_pass_begin_gpu(l));
+    d->seed_drawn = false;
+    CNN_TRY(cnn_gpu_read(d->seed, &seed));
     CNN_TRY(cnn_gpu_write(d->mask, &m));
-    CNN_TRY(cnn_cuda_dropout_mask(l->cuda, n, cnn_rng_next(l->rng), 0, 1.f - d->ratio,
-                                  keep_scale(d), m));
+    CNN_TRY(cnn_cuda_dropout_mask(l->cuda, n, seed, 0, 1.f - d->ratio, keep_scale(d), m));
     CNN_TRY(cnn_layer_gpu_io(l, false, &x, &y));
     CNN_TRY(cnn_cuda_dropout_apply(l->cuda, n, x, m, y));
 fail:
@@ -156,7 +185,6 @@ static double dropout_flops(const cnn_layer *l) { return (double)l->bottom[0]->c
 
 const cnn_layer_type cnn_layer_Dropout = {
     .name = "Dropout",
-    .draws_per_pass = true,
     .min_bottoms = 1,
     .max_bottoms = 1,
     .min_tops = 1,
@@ -169,4 +197,5 @@ const cnn_layer_type cnn_layer_Dropout = {
     .flops = dropout_flops,
     .forward_gpu = dropout_forward_gpu,
     .backward_gpu = dropout_backward_gpu,
+    .pass_begin_gpu = dropout_pass_begin_gpu,
 };

@@ -42,9 +42,6 @@ typedef struct cnn_layer_type {
     int min_bottoms, max_bottoms; /* -1: no upper bound */
     int min_tops, max_tops;
     bool is_loss;                 /* top[0] gets loss_weight 1 by default */
-    /* Its TRAIN GPU pass uses a value the host draws each pass (Dropout's
-     * seed): a CUDA graph would replay the first one. */
-    bool draws_per_pass;
     /* Reads `<type>_param` from cfg (the whole layer message) into l->priv.
      * Fields it does not read are reported as errors by the net. */
     cnn_status (*setup)(cnn_layer *l, cnn_cfg *cfg);
@@ -65,6 +62,13 @@ typedef struct cnn_layer_type {
      * functions on host copies instead (data layers, or types without one). */
     cnn_status (*forward_gpu)(cnn_layer *l);
     cnn_status (*backward_gpu)(cnn_layer *l);
+    /* GPU path, TRAIN: host work each forward pass needs first, queued so
+     * that forward_gpu reads it from device memory (Dropout draws its seed
+     * and uploads it). The net calls it before the GPU passes of a CUDA
+     * graph step, outside the recording, so that every replay reads a fresh
+     * value; forward_gpu calls it itself when it was not called for this
+     * pass. NULL: none. */
+    cnn_status (*pass_begin_gpu)(cnn_layer *l);
     /* GPU path: reports an input error its ops found on the device since
      * the last call (a bad label), reading it back (a host wait). The net
      * calls it where the loss or outputs are read back anyway. NULL: none. */
@@ -114,6 +118,10 @@ cnn_status cnn_layer_alloc_priv(cnn_layer *l, size_t size);
  * read and top data written; with `grad`, top grad read and bottom grad
  * written. In place, one read-write pointer serves both. */
 cnn_status cnn_layer_gpu_io(cnn_layer *l, bool grad, const float **in, float **out);
+/* Gives a layer's own tensor t (attached to l->cuda), which the host writes
+ * every pass, an upload path through pinned memory and the device's copy
+ * stream, as the net gives its inputs (core/gpu.h, cnn_tensor_stream). */
+cnn_status cnn_layer_feed(cnn_layer *l, cnn_tensor *t);
 /* Error naming the layer: "layer 'conv1' (Convolution): ...". */
 cnn_status cnn_layer_error(const cnn_layer *l, cnn_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -4,6 +4,8 @@
  * product. Own kernels: cuDNN has no leaky ReLU or PReLU, and these fuse
  * trivially. Backward kernels may write dx over dy. */
 #include "../philox.h"
+#include <string.h>
+
 #include "common.cuh"
 
 __global__ void relu_fwd_kernel(size_t n, float slope, const float *x, float *y)
@@ -98,10 +100,12 @@ __global__ void elu_bwd_kernel(size_t n, float alpha, const float *x, const floa
     CNN_GRID_STRIDE(i, n) dx[i] = dy[i] * (x[i] > 0 ? 1.f : alpha + y[i]);
 }
 
-/* One Philox block (four values) per thread. */
-__global__ void philox_kernel(size_t n, uint64_t seed, uint64_t offset, bool as_mask,
-                              float p_keep, float keep_scale, float *out)
+/* One Philox block (four values) per thread; the seed from device memory
+ * when seed_at is set. */
+__global__ void philox_kernel(size_t n, uint64_t seed, const float *seed_at, uint64_t offset,
+                              bool as_mask, float p_keep, float keep_scale, float *out)
 {
+    if (seed_at) memcpy(&seed, seed_at, sizeof seed);
     CNN_GRID_STRIDE(b, (n + 3) / 4)
     {
         cnn_philox4 r = cnn_philox_block(seed, offset, b);
@@ -206,13 +210,13 @@ extern "C" cnn_status cnn_cuda_elu_backward(cnn_cuda_ctx *ctx, size_t n, float a
     return CNN_OK;
 }
 
-extern "C" cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, uint64_t seed,
+extern "C" cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, const float *seed,
                                             uint64_t offset, float p_keep, float keep_scale,
                                             float *mask)
 {
     if (n)
-        CNN_LAUNCH(ctx, philox_kernel, cnn_blocks((n + 3) / 4), n, seed, offset, true, p_keep,
-                   keep_scale, mask);
+        CNN_LAUNCH(ctx, philox_kernel, cnn_blocks((n + 3) / 4), n, (uint64_t)0, seed, offset,
+                   true, p_keep, keep_scale, mask);
     return CNN_OK;
 }
 
@@ -220,8 +224,8 @@ extern "C" cnn_status cnn_cuda_philox_uniform(cnn_cuda_ctx *ctx, size_t n, uint6
                                               uint64_t offset, float *u)
 {
     if (n)
-        CNN_LAUNCH(ctx, philox_kernel, cnn_blocks((n + 3) / 4), n, seed, offset, false, 0.f,
-                   0.f, u);
+        CNN_LAUNCH(ctx, philox_kernel, cnn_blocks((n + 3) / 4), n, seed, (const float *)NULL,
+                   offset, false, 0.f, 0.f, u);
     return CNN_OK;
 }
 

@@ -608,12 +608,15 @@ cnn_status cnn_cuda_elu_backward(cnn_cuda_ctx *ctx, size_t n, float alpha, const
     return CNN_OK;
 }
 
-cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, uint64_t seed, uint64_t offset,
+cnn_status cnn_cuda_dropout_mask(cnn_cuda_ctx *ctx, size_t n, const float *seed, uint64_t offset,
                                  float p_keep, float keep_scale, float *mask)
 {
     TRACE(ctx);
     DEV_F(mask, n);
-    cnn_k_dropout_mask(n, seed, offset, p_keep, keep_scale, mask);
+    DEV_F(seed, sizeof(uint64_t) / sizeof(float));
+    uint64_t s;
+    memcpy(&s, seed, sizeof s);
+    cnn_k_dropout_mask(n, s, offset, p_keep, keep_scale, mask);
     return CNN_OK;
 }
 

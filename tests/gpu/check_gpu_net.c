@@ -678,7 +678,8 @@ START_TEST(test_cuda_graph_matches_eager)
     compare_params(cnn_solver_net(eager), cnn_solver_net(graph), false, tol_pass());
     cnn_solver_free(eager);
     cnn_solver_free(graph);
-    /* Dropout's seed is drawn on the host each pass: no graph. */
+    /* Dropout's seed, drawn on the host each pass, goes up before each
+     * replay: the graph draws the masks an eager step draws. */
     char text2[8192];
     snprintf(text2, sizeof text2, "%s", text);
     char *at = strstr(text2, "layer { name: \"ip\"");
@@ -687,13 +688,23 @@ START_TEST(test_cuda_graph_matches_eager)
                        "top: \"pool\" }\n";
     memmove(at + strlen(drop), at, strlen(at) + 1);
     memcpy(at, drop, strlen(drop));
-    cnn_solver *d = graph_solver(text2, true);
-    for (int i = 0; i < 3; i++)
-        ck_assert_msg(cnn_solver_step(d, NULL) == CNN_OK, "%s", cnn_error_message());
-    note = cnn_net_graph_note(cnn_solver_net(d));
+    eager = graph_solver(text2, false);
+    graph = graph_solver(text2, true);
+    for (int i = 0; i < 5; i++) {
+        float le = NAN, lg = NAN;
+        ck_assert_msg(cnn_solver_step(eager, &le) == CNN_OK, "%s", cnn_error_message());
+        ck_assert_msg(cnn_solver_step(graph, &lg) == CNN_OK, "%s", cnn_error_message());
+        printf("  with Dropout, step %d: loss eager %.7f, graph %.7f\n", i, le, lg);
+        ck_assert_msg(fabs((double)le - lg) <= tol_pass() * fabs((double)le),
+                      "with Dropout, step %d: loss eager %.9g, graph %.9g", i, le, lg);
+    }
+    note = cnn_net_graph_note(cnn_solver_net(graph));
     printf("  with Dropout: CUDA graph: %s\n", note);
-    ck_assert_msg(strstr(note, "Dropout"), "graph note '%s'", note);
-    cnn_solver_free(d);
+    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
+                  "graph note '%s'", note);
+    compare_params(cnn_solver_net(eager), cnn_solver_net(graph), false, tol_pass());
+    cnn_solver_free(eager);
+    cnn_solver_free(graph);
 }
 END_TEST
 
@@ -785,10 +796,64 @@ START_TEST(test_cuda_graph_two_devices)
         printf("  step %d: loss eager %.7f, graph %.7f\n", i, l[0], l[1]);
         ck_assert(fabs((double)l[0] - l[1]) <= tol_pass() * fabs((double)l[0]));
     }
-    printf("  CUDA graph: %s\n", cnn_net_graph_note(cnn_solver_net(s[1])));
+    const char *note = cnn_net_graph_note(cnn_solver_net(s[1]));
+    printf("  CUDA graph: %s\n", note);
+    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
+                  "graph note '%s'", note);
     compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, tol_pass());
     cnn_solver_free(s[0]);
     cnn_solver_free(s[1]);
+}
+END_TEST
+
+/* AlexNet's shape on two logical devices of one GPU: both towers read the
+ * input (so the net splits it, and the label's Input layer comes after a
+ * GPU Split: the prelude still runs it), Dropout on each device (each
+ * replay uploads new seeds before the graph): graph steps train as eager
+ * steps do. */
+START_TEST(test_cuda_graph_towers_with_dropout)
+{
+    const char *text =
+        INPUT("data", "dim: 6 dim: 3 dim: 8 dim: 8") INPUT("label", "dim: 6")
+        "layer { name: \"conv_a\" type: \"Convolution\" bottom: \"data\" top: \"conv_a\" "
+        "  convolution_param { num_output: 4 kernel_size: 3 " FILL_G FILL_B "} }\n"
+        "layer { name: \"conv_b\" type: \"Convolution\" bottom: \"data\" top: \"conv_b\" "
+        "  device: 1 convolution_param { num_output: 4 kernel_size: 3 " FILL_G FILL_B "} }\n"
+        "layer { name: \"drop_a\" type: \"Dropout\" bottom: \"conv_a\" top: \"conv_a\" }\n"
+        "layer { name: \"drop_b\" type: \"Dropout\" bottom: \"conv_b\" top: \"conv_b\" }\n"
+        "layer { name: \"ip_a\" type: \"InnerProduct\" bottom: \"conv_a\" top: \"ip_a\" "
+        "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
+        "layer { name: \"ip_b\" type: \"InnerProduct\" bottom: \"conv_b\" top: \"ip_b\" "
+        "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
+        "layer { name: \"sum\" type: \"Eltwise\" bottom: \"ip_a\" bottom: \"ip_b\" "
+        "  top: \"sum\" }\n"
+        "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"sum\" bottom: \"label\" "
+        "  top: \"loss\" }\n"
+        "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 weight_decay: 0.001 "
+        "  max_iter: 10 random_seed: 7 }\n";
+    cnn_solver *s[2];
+    for (int k = 0; k < 2; k++) {
+        cnn_solver_opts o = {0};
+        o.gpus = 2;
+        o.deterministic = true;
+        o.cuda_graph = k == 1;
+        ck_assert_msg(cnn_solver_from_string(text, "towers_dropout", &o, &s[k]) == CNN_OK, "%s",
+                      cnn_error_message());
+        cnn_solver_set_feed(s[k], feed10, NULL);
+    }
+    for (int i = 0; i < 5; i++) {
+        float l[2] = {NAN, NAN};
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(cnn_solver_step(s[k], &l[k]) == CNN_OK, "%s", cnn_error_message());
+        printf("  step %d: loss eager %.7f, graph %.7f\n", i, l[0], l[1]);
+        ck_assert(fabs((double)l[0] - l[1]) <= tol_pass() * fabs((double)l[0]));
+    }
+    const char *note = cnn_net_graph_note(cnn_solver_net(s[1]));
+    printf("  CUDA graph: %s\n", note);
+    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
+                  "graph note '%s'", note);
+    compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, tol_pass());
+    for (int k = 0; k < 2; k++) cnn_solver_free(s[k]);
 }
 END_TEST
 
@@ -1289,6 +1354,7 @@ int main(void)
         {"layers", test_cpu_fallback_in_gpu_net},
         {"devices", test_two_logical_devices_one_gpu},
         {"devices", test_cuda_graph_two_devices},
+        {"devices", test_cuda_graph_towers_with_dropout},
         {"devices", test_two_logical_devices_two_gpus},
         {"solvers", test_solver_types},
         {"solvers", test_lazy_zero_grads},

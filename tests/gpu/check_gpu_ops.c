@@ -534,13 +534,14 @@ START_TEST(test_philox_dropout)
     cnn_k_dropout_mask(n, seed, off, 0.6f, 1.f / 0.6f, m);
     cnn_k_philox_uniform(n, seed, off, u);
     float *gm = poisoned(n), *gu = poisoned(n);
-    OK(cnn_cuda_dropout_mask(ctx, n, seed, off, 0.6f, 1.f / 0.6f, gm));
+    OK(cnn_cuda_dropout_mask(ctx, n, up((const float *)&seed, 2), off, 0.6f, 1.f / 0.6f, gm));
     OK(cnn_cuda_philox_uniform(ctx, n, seed, off, gu));
     same_bits("philox dropout mask CPU == GPU", down(gm, n), m, n);
     same_bits("philox uniform CPU == GPU", down(gu, n), u, n);
     size_t small = 7; /* a partial last block */
     float *gm7 = poisoned(small);
-    OK(cnn_cuda_dropout_mask(ctx, small, 9, 0, 0.5f, 2.f, gm7));
+    const uint64_t nine = 9;
+    OK(cnn_cuda_dropout_mask(ctx, small, up((const float *)&nine, 2), 0, 0.5f, 2.f, gm7));
     cnn_k_dropout_mask(small, 9, 0, 0.5f, 2.f, m);
     same_bits("philox mask n=7", down(gm7, small), m, small);
     float *x = rnd(n, -1, 1, 70), *y = hmalloc(n * 4), *gy = poisoned(n);
