@@ -51,7 +51,6 @@ EMU_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
 # The CUDA sources themselves compiled by the host C++ compiler against
 # stand-ins for the CUDA runtime, cuBLAS and cuDNN (tests/hostcuda/), so
 # that `make test` runs our kernels on the CPU on any machine.
-CXX ?= c++
 HC_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unused-parameter \
                -fopenmp -MMD -MP -DCNN_HOSTCUDA -Itests/hostcuda/include -I. -Icore $(PKG_CFLAGS)
 HC_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \

@@ -1679,10 +1679,9 @@ fail:
  * (the recording starts from that state each time) and the states the
  * recording left are set after each replay. Nets the recording cannot
  * reproduce (a host layer reading a GPU layer's output, or with a backward
- * pass) run eagerly and say why (cnn_net_graph_note). Values the host draws each
- * pass for GPU layers (Dropout's seed) are drawn and uploaded in the
- * prelude (pass_begin_gpu), and the recording reads them from device
- * memory. */
+ * pass) run eagerly and say why (cnn_net_graph_note). What the host draws
+ * each pass for GPU layers (Dropout's seed) is drawn and uploaded in the
+ * prelude (pass_begin_gpu); the recording reads it from device memory. */
 
 static int graph_tensors(const cnn_net *n) { return n->n_blobs + n->n_params; }
 

@@ -9,8 +9,8 @@
  * seed goes up through a small fed tensor and the kernel reads it from
  * device memory, so a CUDA graph replays a fresh seed each step
  * (pass_begin_gpu). The mask is kept for the backward pass. Runs in place. */
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core/gpu.h"
 #include "../kernels/kernels.h"

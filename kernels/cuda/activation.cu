@@ -3,9 +3,9 @@
  * mask of kernels/philox.h (the same bits as kernels/cpu/philox.c) and its
  * product. Own kernels: cuDNN has no leaky ReLU or PReLU, and these fuse
  * trivially. Backward kernels may write dx over dy. */
-#include "../philox.h"
 #include <string.h>
 
+#include "../philox.h"
 #include "common.cuh"
 
 __global__ void relu_fwd_kernel(size_t n, float slope, const float *x, float *y)
