@@ -1,9 +1,10 @@
 /* check_hostcuda.cpp — the rules tests/hostcuda enforces, each shown to
- * fire: barriers that synchronise, a divergent barrier, writes and reads
- * past device memory, host or foreign-device pointers handed to a kernel,
- * bad launch geometry, a launch on another device's stream, and the stream
- * capture rules (replay by value, synchronisation, foreign events, forks
- * not joined back, pageable copies). A rule that aborts is run in a forked
+ * fire: barriers that synchronise, a missing barrier that shows (a
+ * kernel's first launch runs thread 0 last), a divergent barrier, writes
+ * and reads past device memory, host or foreign-device pointers handed to
+ * a kernel, bad launch geometry, a launch on another device's stream, and
+ * the stream capture rules (replay by value, synchronisation, foreign
+ * events, forks not joined back, pageable copies). A rule that aborts is run in a forked
  * child (Check's default) and expected to raise SIGABRT. */
 #include <check.h>
 #include <signal.h>
@@ -52,6 +53,18 @@ __global__ void tree_sum(const float *x, float *out)
     if (threadIdx.x == 0) *out = sh[0];
 }
 
+/* Thread 0 writes a shared value the others read with no barrier between:
+ * a bug that running thread 0 first would hide. */
+__global__ void missing_barrier(const float *x, float *y)
+{
+    __shared__ float v;
+    if (threadIdx.x == 0) v = -1.f;
+    __syncthreads();
+    if (threadIdx.x == 0) v = x[0];
+    y[threadIdx.x] = v;
+    __syncthreads();
+}
+
 __global__ void early_return_then_barrier(float *x)
 {
     if (threadIdx.x >= 8) return;
@@ -77,6 +90,18 @@ START_TEST(test_barriers_synchronise)
     float want = 0;
     for (float v : h) want += v;
     ck_assert_float_eq(r, want);
+}
+END_TEST
+
+START_TEST(test_missing_barrier_shows)
+{
+    float *x = dev_floats(1), *y = dev_floats(64), h[64], five = 5.f;
+    ck_assert_int_eq(cudaMemcpyAsync(x, &five, 4, cudaMemcpyHostToDevice, 0), cudaSuccess);
+    LAUNCH(missing_barrier, 1, 64, 0, x, y);
+    ck_assert_int_eq(cudaMemcpyAsync(h, y, sizeof h, cudaMemcpyDeviceToHost, 0), cudaSuccess);
+    int stale = 0;
+    for (float v : h) stale += v != 5.f;
+    ck_assert_msg(stale > 0, "every thread saw thread 0's write: the bug is hidden");
 }
 END_TEST
 
@@ -276,6 +301,7 @@ int main(void)
     Suite *su = suite_create("hostcuda");
     TCase *ok = tcase_create("rules");
     tcase_add_test(ok, test_barriers_synchronise);
+    tcase_add_test(ok, test_missing_barrier_shows);
     tcase_add_test(ok, test_fresh_memory_is_nan);
     tcase_add_test(ok, test_bad_geometry_is_an_error);
     tcase_add_test(ok, test_copy_out_of_range_is_an_error);

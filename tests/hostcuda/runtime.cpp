@@ -5,9 +5,10 @@
  *
  * Streams run their work at once, in issue order. A kernel runs block by
  * block; the threads of a block are fibers that switch at __syncthreads
- * (a block whose thread 0 reaches no barrier runs its threads as plain
- * calls). What real hardware would reject or leave undefined fails here
- * loudly, naming the kernel or call:
+ * (a kernel whose thread 0 reaches no barrier runs its threads as plain
+ * calls). Blocks, and threads between barriers, run forward, reversed or
+ * shuffled, changing at each launch. What real hardware would reject or
+ * leave undefined fails here loudly, naming the kernel or call:
  *   - device memory is filled with NaN bytes when allocated, and guarded:
  *     a write past either end of an allocation aborts after the op, a read
  *     past its end faults at once (the op is named);
@@ -334,14 +335,36 @@ void start_fiber(unsigned t)
     f.done = f.waiting = false;
 }
 
-/* Runs the threads of a block that reached barriers: rounds in which each
- * thread runs to its next barrier, until all have returned. */
-void run_fibers(unsigned n, dim3 b)
+/* The order threads and blocks run in changes from one launch of a kernel
+ * to the next: reversed (first), shuffled, forward, and again, so that a
+ * kernel relying on one order (a missing barrier, blocks that assume
+ * others ran first) fails, deterministically, even when launched once. */
+std::vector<unsigned> run_order(unsigned n, unsigned long launch)
 {
-    for (unsigned t = 1; t < n; t++) {
-        start_fiber(t);
-        resume(t, b);
+    std::vector<unsigned> o(n);
+    for (unsigned i = 0; i < n; i++) o[i] = launch % 3 == 0 ? n - 1 - i : i;
+    if (launch % 3 == 1) {
+        uint64_t x = 0x9e3779b97f4a7c15ull * (launch + 1);
+        for (unsigned i = n; i > 1; i--) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            std::swap(o[i - 1], o[x % i]);
+        }
     }
+    return o;
+}
+
+std::set<std::string> barrier_kernels; /* kernels seen reaching __syncthreads */
+
+/* Runs the threads of a block that reach barriers: rounds in which each
+ * thread, in `order`, runs to its next barrier, until all have returned.
+ * Thread `started` (if below n) has run its first round already. */
+void run_fibers(unsigned n, dim3 b, const std::vector<unsigned> &order, unsigned started)
+{
+    for (unsigned t : order)
+        if (t != started) {
+            start_fiber(t);
+            resume(t, b);
+        }
     for (;;) {
         unsigned done = 0;
         for (unsigned t = 0; t < n; t++) done += fibers[t].done;
@@ -349,27 +372,34 @@ void run_fibers(unsigned n, dim3 b)
         if (done)
             die("kernel %s: %u threads of block %u returned while others wait at "
                 "__syncthreads", kernel_name, done, cnn_hc_at.block.x);
-        for (unsigned t = 0; t < n; t++) resume(t, b);
+        for (unsigned t : order) resume(t, b);
     }
 }
 
-void run_block(dim3 b, const std::function<void()> &body)
+/* A kernel not yet known to use barriers runs thread 0 first as a fiber:
+ * if it meets none, the others run as plain calls. */
+void run_block(dim3 b, const std::function<void()> &body, const std::vector<unsigned> &order)
 {
     unsigned n = b.x * b.y * b.z;
     /* Grown only here, with no fiber suspended. */
     if (fibers.size() < n) fibers.resize(n);
     thread_body = &body;
+    if (barrier_kernels.count(kernel_name)) {
+        run_fibers(n, b, order, n);
+        return;
+    }
     start_fiber(0);
     resume(0, b);
     if (!fibers[0].done) {
-        run_fibers(n, b);
+        barrier_kernels.insert(kernel_name);
+        run_fibers(n, b, order, 0);
         return;
     }
-    /* Thread 0 met no barrier: the others, as plain calls. */
-    for (unsigned t = 1; t < n; t++) {
-        cnn_hc_at.thread = thread_index(t, b);
-        body();
-    }
+    for (unsigned t : order)
+        if (t != 0) {
+            cnn_hc_at.thread = thread_index(t, b);
+            body();
+        }
 }
 
 cudaError_t fail(cudaError_t e)
@@ -391,15 +421,16 @@ void __syncthreads(void)
 
 void cnn_hc_run_grid(const char *name, dim3 grid, dim3 block, const std::function<void()> &body)
 {
+    static std::map<std::string, unsigned long> launches; /* per kernel */
+    unsigned long launch = launches[name]++;
     kernel_name = name;
     cnn_hc_at.grid_dim = grid;
     cnn_hc_at.block_dim = block;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                cnn_hc_at.block = uint3{x, y, z};
-                run_block(block, body);
-            }
+    std::vector<unsigned> threads = run_order(block.x * block.y * block.z, launch);
+    for (unsigned k : run_order(grid.x * grid.y * grid.z, launch)) {
+        cnn_hc_at.block = uint3{k % grid.x, k / grid.x % grid.y, k / (grid.x * grid.y)};
+        run_block(block, body, threads);
+    }
 }
 
 void cnn_hc_set_launch_error(cudaError_t e) { last_error = e; }
