@@ -20,11 +20,12 @@
 # The last line sums it up.
 #
 #   bench/gpu_modelpar.sh [ITERATIONS] [BATCH]   (default 20, 128)
-# Environment: PY (python3), CNNTIME (bin/cnntime), GPU (0).
+# Environment: PY (python3), CNNTIME (bin/cnntime), GPU (0), MODELPAR_ITERS
+# and MODELPAR_BATCH (ITERATIONS and BATCH when not given).
 set -u
 cd "$(dirname "$0")/.."
-ITERS=${1:-20}
-BATCH=${2:-128}
+ITERS=${1:-${MODELPAR_ITERS:-20}}
+BATCH=${2:-${MODELPAR_BATCH:-128}}
 PY=${PY:-python3}
 CNNTIME=${CNNTIME:-bin/cnntime}
 GPU=${GPU:-0}

@@ -24,10 +24,11 @@
 #   bench/gpu_train.sh [ITERATIONS]   (default 100 for LeNet and cifar10-quick,
 #                                      a fifth of it, at least 10, for CaffeNet)
 # Environment: PY (python3), CNNTIME (bin/cnntime), CNN_DEVICE ("--gpu 0";
-# "--cpu" tries the script without a GPU), CAFFENET_BATCH (256).
+# "--cpu" tries the script without a GPU), CAFFENET_BATCH (256),
+# GPU_TRAIN_ITERS (ITERATIONS when not given).
 set -u
 cd "$(dirname "$0")/.."
-ITERS=${1:-100}
+ITERS=${1:-${GPU_TRAIN_ITERS:-100}}
 BIG=$((ITERS / 5 > 10 ? ITERS / 5 : 10))
 PY=${PY:-python3}
 CNNTIME=${CNNTIME:-bin/cnntime}

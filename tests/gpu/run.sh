@@ -21,6 +21,11 @@
 # SANITIZE=1 runs the suites under compute-sanitizer (memcheck; slower).
 # Logs go to build/gpu-logs/. Exit status: 0 when every suite and benchmark
 # passed (a suite's SKIP counts as a failure here: this script is for GPUs).
+#
+# --rehearse runs this script where there is no GPU, after `make`: the
+# suites and tools built on hostcuda (our CUDA sources run by the CPU,
+# tests/hostcuda), the benchmarks at toy sizes (their figures mean
+# nothing), so that the script itself is tried before a GPU session.
 set -u
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -41,13 +46,21 @@ limit() {
 }
 
 # Unpack the shipped build unless what is here was built after it.
-if [ -f build/gpu-pack.tgz ] && [ build/gpu-pack.tgz -nt build/tests/gpu/check_gpu_ops ]; then
+if [ "${1:-}" != --rehearse ] && [ -f build/gpu-pack.tgz ] &&
+    [ build/gpu-pack.tgz -nt build/tests/gpu/check_gpu_ops ]; then
     tar -xzf build/gpu-pack.tgz -C "$root" && echo "unpacked build/gpu-pack.tgz"
 fi
 # Build what this machine can: the library and tools, and the suites when
 # Check is there too.
 nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
-if [ "${1:-}" = "--no-make" ]; then
+rehearse=0
+if [ "${1:-}" = "--rehearse" ]; then
+    rehearse=1
+    export CNNTIME=build/hostcuda/bin/cnntime CAFFENET_BATCH=2 GPU_TRAIN_ITERS=3 \
+        MODELPAR_ITERS=2 MODELPAR_BATCH=2 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+    TOTAL_LIMIT=${REHEARSE_LIMIT:-900} SUITE_LIMIT=300 BENCH_LIMIT=300 # the CPU is slow
+    row build SKIP "--rehearse: hostcuda builds of make"
+elif [ "${1:-}" = "--no-make" ]; then
     row build SKIP "--no-make"
 elif [ -x "$nvcc" ] && pkg-config --exists libcjson libpng libjpeg openblas zlib 2>/dev/null; then
     start=$SECONDS
@@ -104,6 +117,7 @@ suite_figures() {
 
 shopt -s nullglob
 suites=(build/tests/gpu/check_*)
+[ $rehearse = 1 ] && suites=(build/tests/hostcuda/check_gpu_*)
 [ ${#suites[@]} -eq 0 ] && {
     echo "no GPU suites in build/tests/gpu: run tests/gpu/pack.sh on the build machine and carry build/gpu-pack.tgz"
     status=1
@@ -131,7 +145,8 @@ for t in "${suites[@]}"; do
     CK_FORK=no timeout "$lim" "${wrap[@]}" "$t" >"$log" 2>&1
     rc=$?
     secs=$((SECONDS - start))
-    if grep -q SKIP "$log"; then
+    # A suite's own skip line (not a skipped check inside a run).
+    if grep -Eq "^$name: SKIP" "$log"; then
         res=SKIP status=1
     elif [ $rc -eq 0 ]; then
         res=PASS
