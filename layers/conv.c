@@ -324,10 +324,18 @@ static void backward_one(cnn_layer *l, const float *x, const float *dy, float *d
     int g = cp->group, og = cp->num_output / g, cg = cp->c / g, kg = cg * cp->kh * cp->kw;
     size_t hw = (size_t)cp->h * cp->w, ohw = (size_t)cp->oh * cp->ow;
     size_t chw = (size_t)cp->c * hw, ochw = (size_t)cp->num_output * ohw;
-    /* Summed in double, as on the GPU: a float sum of n*oh*ow terms that
-     * cancel loses digits. */
-    if (cp->bias_term && param_needed(l, 1))
-        cnn_k_bcast_bias_grad(cp->n, cp->num_output, ohw, dy, l->param[1]->grad);
+    if (cp->bias_term && param_needed(l, 1)) {
+        float *db = l->param[1]->grad;
+#pragma omp parallel for schedule(static) if ((size_t)cp->n * ochw >= 65536)
+        for (int o = 0; o < cp->num_output; o++) {
+            float s = 0.f;
+            for (int n = 0; n < cp->n; n++) {
+                const float *gp = dy + n * ochw + (size_t)o * ohw;
+                for (size_t i = 0; i < ohw; i++) s += gp[i];
+            }
+            db[o] += s;
+        }
+    }
     if (cp->is_1x1) {
         for (int n = 0; n < cp->n; n++)
             for (int j = 0; j < g; j++) {
