@@ -293,7 +293,7 @@ struct fiber {
 };
 
 void *scheduler_sp;
-std::vector<fiber> fibers;
+std::vector<fiber> &fibers = *new std::vector<fiber>; /* stacks kept to the end */
 fiber *volatile running = nullptr; /* null outside fiber mode */
 const std::function<void()> *volatile thread_body;
 const char *kernel_name;
