@@ -797,14 +797,11 @@ static void two_devices_vs_one(int ngpu, const int *ids)
     cnn_solver_free(s2);
 }
 
-/* A CUDA graph over two logical devices on one GPU (two streams joined into
- * the recording by the passes' events) trains as eager steps do. */
-START_TEST(test_cuda_graph_two_devices)
+/* Trains `text` on two logical devices of GPU 0 eagerly and with a CUDA
+ * graph (two streams joined into the recording by the passes' events):
+ * the same losses and weights, and the graph replayed. */
+static void two_device_graph_matches_eager(const char *text)
 {
-    const char *solver = "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 "
-                         "weight_decay: 0.001 max_iter: 10 random_seed: 5 }\n";
-    char text[8192];
-    snprintf(text, sizeof text, "%s%s", TWO_DEVICES, solver);
     cnn_solver *s[2];
     for (int k = 0; k < 2; k++) {
         cnn_solver_opts o = {0};
@@ -828,19 +825,25 @@ START_TEST(test_cuda_graph_two_devices)
     ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
                   "graph note '%s'", note);
     compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, tol_pass());
-    cnn_solver_free(s[0]);
-    cnn_solver_free(s[1]);
+    for (int k = 0; k < 2; k++) cnn_solver_free(s[k]);
+}
+
+START_TEST(test_cuda_graph_two_devices)
+{
+    char text[8192];
+    snprintf(text, sizeof text, "%s%s", TWO_DEVICES,
+             "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 weight_decay: 0.001 "
+             "max_iter: 10 random_seed: 5 }\n");
+    two_device_graph_matches_eager(text);
 }
 END_TEST
 
-/* AlexNet's shape on two logical devices of one GPU: both towers read the
- * input (so the net splits it, and the label's Input layer comes after a
- * GPU Split: the prelude still runs it), Dropout on each device (each
- * replay uploads new seeds before the graph): graph steps train as eager
- * steps do. */
+/* AlexNet's shape: both towers read the input (so the net splits it, and
+ * the label's Input layer comes after a GPU Split: the prelude still runs
+ * it), Dropout on each device (each replay uploads new seeds first). */
 START_TEST(test_cuda_graph_towers_with_dropout)
 {
-    const char *text =
+    two_device_graph_matches_eager(
         INPUT("data", "dim: 6 dim: 3 dim: 8 dim: 8") INPUT("label", "dim: 6")
         "layer { name: \"conv_a\" type: \"Convolution\" bottom: \"data\" top: \"conv_a\" "
         "  convolution_param { num_output: 4 kernel_size: 3 " FILL_G FILL_B "} }\n"
@@ -857,30 +860,7 @@ START_TEST(test_cuda_graph_towers_with_dropout)
         "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"sum\" bottom: \"label\" "
         "  top: \"loss\" }\n"
         "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 weight_decay: 0.001 "
-        "  max_iter: 10 random_seed: 7 }\n";
-    cnn_solver *s[2];
-    for (int k = 0; k < 2; k++) {
-        cnn_solver_opts o = {0};
-        o.gpus = 2;
-        o.deterministic = true;
-        o.cuda_graph = k == 1;
-        ck_assert_msg(cnn_solver_from_string(text, "towers_dropout", &o, &s[k]) == CNN_OK, "%s",
-                      cnn_error_message());
-        cnn_solver_set_feed(s[k], feed10, NULL);
-    }
-    for (int i = 0; i < 5; i++) {
-        float l[2] = {NAN, NAN};
-        for (int k = 0; k < 2; k++)
-            ck_assert_msg(cnn_solver_step(s[k], &l[k]) == CNN_OK, "%s", cnn_error_message());
-        printf("  step %d: loss eager %.7f, graph %.7f\n", i, l[0], l[1]);
-        ck_assert(fabs((double)l[0] - l[1]) <= tol_pass() * fabs((double)l[0]));
-    }
-    const char *note = cnn_net_graph_note(cnn_solver_net(s[1]));
-    printf("  CUDA graph: %s\n", note);
-    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
-                  "graph note '%s'", note);
-    compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, tol_pass());
-    for (int k = 0; k < 2; k++) cnn_solver_free(s[k]);
+        "  max_iter: 10 random_seed: 7 }\n");
 }
 END_TEST
 

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "cuda_runtime.h"
+#include "libs.h"
 #include "cublas_v2.h"
 
 struct cublasContext {
@@ -26,28 +27,10 @@ struct cublasContext {
     cublasMath_t math;
 };
 
-/* Rounds to TF32 (10-bit mantissa, nearest even), as a tensor core reads. */
-static float to_tf32(float v)
-{
-    uint32_t b;
-    memcpy(&b, &v, sizeof b);
-    if ((b & 0x7f800000u) == 0x7f800000u) return v; /* inf, NaN */
-    b += 0xfffu + ((b >> 13) & 1u);
-    b &= ~0x1fffu;
-    memcpy(&v, &b, sizeof v);
-    return v;
-}
-
 /* A handle belongs to the device current at its creation. */
 static void check_device(const cublasContext *h, const char *what)
 {
-    int cur = -1;
-    cudaGetDevice(&cur);
-    if (cur != h->device) {
-        fprintf(stderr, "hostcuda: %s: cuBLAS handle of device %d used while device %d is "
-                "current\n", what, h->device, cur);
-        abort();
-    }
+    cnn_hc_check_handle_device("cuBLAS", h->device, what);
 }
 
 static int max1(int v) { return v > 1 ? v : 1; }
@@ -103,14 +86,6 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
     return CUBLAS_STATUS_SUCCESS;
 }
 
-/* out = alpha * acc + beta * out, out not read when beta is 0. */
-static void store(float *out, double acc, float alpha, float beta)
-{
-    double v = (double)alpha * acc;
-    if (beta != 0.f) v += (double)beta * *out;
-    *out = (float)v;
-}
-
 /* Column-major GEMM body, run by the stream. */
 static void gemm_body(bool ta, bool tb, int m, int n, int k, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc, bool tf32)
@@ -130,10 +105,10 @@ static void gemm_body(bool ta, bool tb, int m, int n, int k, float alpha, const 
                 for (int l = 0; l < k; l++) {
                     float a = ta ? A[l + (size_t)i * lda] : A[i + (size_t)l * lda];
                     float b = tb ? B[j + (size_t)l * ldb] : B[l + (size_t)j * ldb];
-                    if (tf32) a = to_tf32(a), b = to_tf32(b);
+                    if (tf32) a = cnn_hc_to_tf32(a), b = cnn_hc_to_tf32(b);
                     acc += (double)a * b;
                 }
-            store(&C[i + (size_t)j * ldc], acc, alpha, beta);
+            cnn_hc_blend(&C[i + (size_t)j * ldc], acc, alpha, beta);
         }
 }
 
@@ -184,7 +159,7 @@ static void gemv_body(bool t, int m, int n, float alpha, const float *A, int lda
                 float a = t ? A[l + (size_t)i * lda] : A[i + (size_t)l * lda];
                 acc += (double)a * x[vec_at(l, nx, incx)];
             }
-        store(&y[vec_at(i, ny, incy)], acc, alpha, beta);
+        cnn_hc_blend(&y[vec_at(i, ny, incy)], acc, alpha, beta);
     }
 }
 

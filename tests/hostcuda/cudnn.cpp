@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "cuda_runtime.h"
+#include "libs.h"
 #include "cudnn.h"
 
 struct cudnnContext {
@@ -319,13 +320,7 @@ static cudnnStatus_t pick_row(const algo_row *rows, int algo, int count,
 /* A handle belongs to the device current at its creation. */
 static void check_device(const cudnnContext *h, const char *what)
 {
-    int cur = -1;
-    cudaGetDevice(&cur);
-    if (cur != h->device) {
-        fprintf(stderr, "hostcuda: %s: cuDNN handle of device %d used while device %d is "
-                "current\n", what, h->device, cur);
-        abort();
-    }
+    cnn_hc_check_handle_device("cuDNN", h->device, what);
 }
 
 /* Aborts unless each (argument index, pointer) is device memory. */
@@ -357,27 +352,7 @@ static cudnnStatus_t enqueue(const cudnnContext *h, const char *what, void *ws, 
 
 /* ---- arithmetic ----------------------------------------------------------- */
 
-/* Rounds to TF32 (10-bit mantissa, nearest even), as a tensor core reads. */
-static float to_tf32(float v)
-{
-    uint32_t b;
-    memcpy(&b, &v, sizeof b);
-    if ((b & 0x7f800000u) == 0x7f800000u) return v; /* inf, NaN */
-    b += 0xfffu + ((b >> 13) & 1u);
-    b &= ~0x1fffu;
-    memcpy(&v, &b, sizeof v);
-    return v;
-}
-
-static double in(const geom &g, float v) { return g.tf32 ? to_tf32(v) : v; }
-
-/* out = alpha * acc + beta * out, out not read when beta is 0. */
-static void store(float *out, double acc, float alpha, float beta)
-{
-    double v = (double)alpha * acc;
-    if (beta != 0.f) v += (double)beta * *out;
-    *out = (float)v;
-}
+static double in(const geom &g, float v) { return g.tf32 ? cnn_hc_to_tf32(v) : v; }
 
 static size_t x_at(const geom &g, int b, int c, int y, int x)
 {
@@ -443,7 +418,7 @@ static void col2im_add(const geom &g, const float *cols, float *dx)
 
 static void store_all(float *out, const float *acc, size_t n, float alpha, float beta)
 {
-    for (size_t i = 0; i < n; i++) store(&out[i], acc[i], alpha, beta);
+    for (size_t i = 0; i < n; i++) cnn_hc_blend(&out[i], acc[i], alpha, beta);
 }
 
 static void forward_gemm(const geom &g, float alpha, const float *x, const float *w, float beta,
@@ -517,7 +492,7 @@ static void forward(const geom &g, float alpha, const float *x, const float *w, 
                                        in(g, w[w_at(g, k, ic, ky, kx)]);
                             }
                         }
-                    store(&y[y_at(g, b, k, oy, ox)], acc, alpha, beta);
+                    cnn_hc_blend(&y[y_at(g, b, k, oy, ox)], acc, alpha, beta);
                 }
 }
 
@@ -553,7 +528,7 @@ static void backward_data(const geom &g, float alpha, const float *w, const floa
                                        in(g, w[w_at(g, k, ic, ky, kx)]);
                             }
                         }
-                    store(&dx[x_at(g, b, c, iy, ix)], acc, alpha, beta);
+                    cnn_hc_blend(&dx[x_at(g, b, c, iy, ix)], acc, alpha, beta);
                 }
 }
 
@@ -578,7 +553,7 @@ static void backward_filter(const geom &g, float alpha, const float *x, const fl
                                        in(g, dy[y_at(g, b, k, oy, ox)]);
                             }
                         }
-                    store(&dw[w_at(g, k, ic, ky, kx)], acc, alpha, beta);
+                    cnn_hc_blend(&dw[w_at(g, k, ic, ky, kx)], acc, alpha, beta);
                 }
 }
 
@@ -804,7 +779,7 @@ static void add_tensor(cudnnTensorStruct a, cudnnTensorStruct c, float alpha, co
                 for (int x = 0; x < c.w; x++, i++) {
                     size_t j = (((size_t)(a.n == 1 ? 0 : n) * a.c + (a.c == 1 ? 0 : ch)) * a.h +
                                 (a.h == 1 ? 0 : y)) * a.w + (a.w == 1 ? 0 : x);
-                    store(&C[i], A[j], alpha, beta);
+                    cnn_hc_blend(&C[i], A[j], alpha, beta);
                 }
 }
 
