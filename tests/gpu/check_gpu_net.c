@@ -921,6 +921,16 @@ START_TEST(test_cpu_fallback_in_gpu_net)
     }
     cnn_net_free(cpu);
     cnn_net_free(gpu);
+    /* A host layer on a GPU layer's output: no CUDA graph, and why. */
+    cnn_net_opts o = opts_for(1, GPU0, 0, 9);
+    o.cuda_graph = true;
+    ck_assert_msg(cnn_net_from_string(FALLBACK_NET, &o, &gpu) == CNN_OK, "%s",
+                  cnn_error_message());
+    const char *note = cnn_net_graph_note(gpu);
+    printf("  CUDA graph: %s\n", note);
+    ck_assert_msg(strstr(note, "'sum17'") && strstr(note, "on the output of GPU layers"),
+                  "graph note '%s'", note);
+    cnn_net_free(gpu);
 }
 END_TEST
 
