@@ -12,7 +12,7 @@
 #include "kernels/cuda_ops.h"
 #include "solvers/solver.h"
 
-size_t cnn_emu_live_bytes(void);
+size_t cnn_stub_live_device_bytes(void);
 
 static cnn_cuda_ctx *ctx(int device)
 {
@@ -38,13 +38,13 @@ START_TEST(test_devices_and_nan_fill)
     cnn_cuda_ctx *c = NULL;
     ck_assert(cnn_cuda_ctx_create(2, &c) != CNN_OK);
     c = ctx(0);
-    size_t before = cnn_emu_live_bytes();
+    size_t before = cnn_stub_live_device_bytes();
     float *d = dev_floats(c, 5), h[5];
-    ck_assert_uint_eq(cnn_emu_live_bytes(), before + 5 * sizeof(float));
+    ck_assert_uint_eq(cnn_stub_live_device_bytes(), before + 5 * sizeof(float));
     ck_assert(cnn_cuda_download(c, h, d, sizeof h) == CNN_OK);
     for (int i = 0; i < 5; i++) ck_assert(isnan(h[i]));
     cnn_cuda_free(c, d);
-    ck_assert_uint_eq(cnn_emu_live_bytes(), before);
+    ck_assert_uint_eq(cnn_stub_live_device_bytes(), before);
     cnn_cuda_ctx_free(c);
 }
 END_TEST

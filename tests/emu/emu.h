@@ -50,7 +50,7 @@ void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t b
 void cnn_emu_need_current(const char *op, const cnn_cuda_ctx *ctx);
 /* Bytes of device memory allocated and not yet freed, on every device
  * (tests check that freeing a net frees all of its device memory). */
-size_t cnn_emu_live_bytes(void);
+size_t cnn_stub_live_device_bytes(void);
 /* What the emulator has seen the library do since the start, for tests of
  * what a training step costs the host (emu_context.c). */
 typedef struct cnn_emu_counts {

@@ -152,7 +152,7 @@ static bool table_add(char *base, size_t size, int device)
     return true;
 }
 
-size_t cnn_emu_live_bytes(void)
+size_t cnn_stub_live_device_bytes(void)
 {
     size_t total = 0;
     pthread_mutex_lock(&table_lock);

@@ -1073,20 +1073,21 @@ START_TEST(test_solver_test_net)
 }
 END_TEST
 
-/* The emulator (tests/emu/) counts live device memory; the real library
- * has no such count, and the check is skipped there. */
-size_t cnn_emu_live_bytes(void) __attribute__((weak));
+/* The CPU stand-ins for CUDA (the emulator, tests/emu/, and hostcuda,
+ * tests/hostcuda/) count live device memory; the real library has no such
+ * count, and the check is skipped there. */
+size_t cnn_stub_live_device_bytes(void) __attribute__((weak));
 
 /* Runs last: every net and solver above was freed, so no device memory may
  * remain (a layer whose destroy misses a device buffer leaks it). Tests
  * that failed may have left theirs. */
 START_TEST(test_no_device_memory_left)
 {
-    if (!cnn_emu_live_bytes) {
-        printf("  SKIP: no allocation count outside the emulator\n");
+    if (!cnn_stub_live_device_bytes) {
+        printf("  SKIP: no allocation count on a real GPU\n");
         return;
     }
-    size_t live = cnn_emu_live_bytes();
+    size_t live = cnn_stub_live_device_bytes();
     printf("  %zu bytes of device memory live after every net was freed\n", live);
     ck_assert_msg(live == 0, "%zu bytes of device memory leaked (run with CNN_EMU_TRACE=1 to "
                   "see allocations)", live);
