@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "kernels/cuda_ops.h"
+#include "tests/stub_counts.h"
 
 struct cnn_cuda_ctx {
     int device;
@@ -48,20 +49,9 @@ void cnn_emu_check_host(const char *op, const char *arg, const void *p, size_t b
 /* Aborts unless ctx's device is the calling thread's current device (a
  * kernel, cuBLAS or cuDNN launch needs it; copies do not). */
 void cnn_emu_need_current(const char *op, const cnn_cuda_ctx *ctx);
-/* Bytes of device memory allocated and not yet freed, on every device
- * (tests check that freeing a net frees all of its device memory). */
-size_t cnn_stub_live_device_bytes(void);
-/* What the emulator has seen the library do since the start, for tests of
- * what a training step costs the host (emu_context.c). */
-typedef struct cnn_emu_counts {
-    unsigned long allocs;           /* cnn_cuda_malloc, cnn_cuda_malloc_host */
-    unsigned long frees;            /* cnn_cuda_free, cnn_cuda_free_host */
-    unsigned long stream_syncs;     /* cnn_cuda_ctx_sync */
-    unsigned long downloads;        /* each waits for its stream on a GPU */
-    unsigned long pageable_uploads; /* from pageable memory: synchronous on a GPU */
-    unsigned long event_syncs;      /* host waits for one event */
-} cnn_emu_counts;
-void cnn_emu_get_counts(cnn_emu_counts *out);
+/* Live device bytes and the counts of allocations, frees, syncs,
+ * downloads and pageable uploads (emu_context.c) are in
+ * tests/stub_counts.h, which hostcuda implements too. */
 
 /* Prints "emu: op (device K)" to stderr when CNN_EMU_TRACE is set. */
 void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx);

@@ -61,9 +61,9 @@ void cnn_emu_trace(const char *op, const cnn_cuda_ctx *ctx)
     if (trace_on()) fprintf(stderr, "emu: %s (device %d)\n", op, ctx ? ctx->device : -1);
 }
 
-/* ---- counts of what the host did (cnn_emu_get_counts) ----------------------- */
+/* ---- counts of what the host did (cnn_stub_get_counts) ---------------------- */
 
-static cnn_emu_counts counts;
+static cnn_stub_counts counts;
 static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void count(unsigned long *field)
@@ -73,7 +73,7 @@ static void count(unsigned long *field)
     pthread_mutex_unlock(&counts_lock);
 }
 
-void cnn_emu_get_counts(cnn_emu_counts *out)
+void cnn_stub_get_counts(cnn_stub_counts *out)
 {
     pthread_mutex_lock(&counts_lock);
     *out = counts;

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "cuda_runtime.h"
+#include "tests/stub_counts.h"
 
 cnn_hc_where cnn_hc_at;
 
@@ -65,6 +66,8 @@ std::recursive_mutex big; /* one lock for the whole runtime */
 }
 
 /* ---- devices --------------------------------------------------------------- */
+
+cnn_stub_counts counts; /* what the host did (tests/stub_counts.h) */
 
 thread_local int current_device = 0;
 thread_local cudaError_t last_error = cudaSuccess;
@@ -435,8 +438,12 @@ void cnn_hc_run_grid(const char *name, dim3 grid, dim3 block, const std::functio
 
 void cnn_hc_set_launch_error(cudaError_t e) { last_error = e; }
 
-/* Bytes of live device memory (check_gpu_net's leak check, as the op
- * emulator's). */
+extern "C" void cnn_stub_get_counts(cnn_stub_counts *out)
+{
+    LOCKED;
+    *out = counts;
+}
+
 extern "C" size_t cnn_stub_live_device_bytes(void)
 {
     LOCKED;
@@ -575,6 +582,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     memset(base, POISON_BYTE, bytes);
     memset(base + bytes, GUARD_BYTE, user - bytes);
     allocations[base] = allocation{bytes, current_device, map, map_bytes};
+    counts.allocs++;
     *p = base;
     return cudaSuccess;
 }
@@ -589,6 +597,7 @@ cudaError_t cudaFree(void *p)
         die("cudaFree: something wrote outside this %zu-byte allocation", it->second.bytes);
     munmap(it->second.map, it->second.map_bytes);
     allocations.erase(it);
+    counts.frees++;
     return cudaSuccess;
 }
 
@@ -598,6 +607,7 @@ cudaError_t cudaMallocHost(void **p, size_t bytes)
     *p = malloc(bytes ? bytes : 1);
     if (!*p) return fail(cudaErrorMemoryAllocation);
     allocations[(const char *)*p] = allocation{bytes, -1};
+    counts.allocs++;
     return cudaSuccess;
 }
 
@@ -609,6 +619,7 @@ cudaError_t cudaFreeHost(void *p)
     if (it == allocations.end() || it->second.device >= 0) return fail(cudaErrorInvalidValue);
     allocations.erase(it);
     free(p);
+    counts.frees++;
     return cudaSuccess;
 }
 
@@ -661,6 +672,8 @@ cudaError_t check_copy(void *dst, size_t dbytes, const void *src, size_t sbytes,
     }
     if (!region_ok(dst, dbytes, ddev) || !region_ok(src, sbytes, sdev))
         return fail(cudaErrorInvalidValue);
+    if (sdev && !ddev && dbytes) counts.downloads++;
+    if (ddev && !sdev && sbytes && !pinned(src, sbytes)) counts.pageable_uploads++;
     return cudaSuccess;
 }
 
@@ -748,6 +761,7 @@ cudaError_t sync_with(stream_state *st)
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     LOCKED;
+    counts.stream_syncs++;
     return sync_with(stream_of(s));
 }
 
@@ -795,6 +809,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e)
     auto it = events.find(e);
     if (it == events.end()) return fail(cudaErrorInvalidResourceHandle);
     if (it->second.cap) return fail(cudaErrorCapturedEvent);
+    counts.event_syncs++;
     return cudaSuccess;
 }
 
