@@ -10,7 +10,6 @@
 #include "core/device.h"
 #include "emu.h"
 #include "kernels/cuda_ops.h"
-#include "solvers/solver.h"
 
 static cnn_cuda_ctx *ctx(int device)
 {
