@@ -116,6 +116,15 @@ static double epoch_at(const run_state *r, int iter)
     return r->samples ? (double)iter * r->batch * c->iter_size / (double)r->samples : NAN;
 }
 
+/* "  epoch E.EE" for the progress lines, or "" when the epoch size is
+ * unknown (Input layers). */
+static const char *epoch_text(const run_state *r, int iter, char *buf, size_t n)
+{
+    buf[0] = 0;
+    if (r->samples) snprintf(buf, n, "  epoch %.2f", epoch_at(r, iter));
+    return buf;
+}
+
 static void on_iter(run_state *r, const cnn_solver_event *e, double t)
 {
     int done = e->iter - r->start_iter;
@@ -124,10 +133,9 @@ static void on_iter(run_state *r, const cnn_solver_event *e, double t)
     const cnn_solver_config *c = cnn_solver_get_config(r->s);
     double images = (double)r->batch * c->iter_size;
     if (r->tty && !r->quiet && (t - r->t_progress > 0.1 || e->iter == r->max_iter)) {
-        char eta[32];
-        fprintf(stderr,
-                "\r\033[Kiteration %d/%d  epoch %.2f  loss %.4g  lr %.3g  %.0f img/s  ETA %s",
-                e->iter, r->max_iter, epoch_at(r, e->iter), e->loss, e->lr,
+        char eta[32], ep[32];
+        fprintf(stderr, "\r\033[Kiteration %d/%d%s  loss %.4g  lr %.3g  %.0f img/s  ETA %s",
+                e->iter, r->max_iter, epoch_text(r, e->iter, ep, sizeof ep), e->loss, e->lr,
                 per_iter > 0 ? images / per_iter : 0.0,
                 duration(per_iter * (r->max_iter - e->iter), eta, sizeof eta));
         fflush(stderr);
@@ -142,9 +150,10 @@ static void on_iter(run_state *r, const cnn_solver_event *e, double t)
     r->excl_display = r->excluded;
     r->it_display = e->iter;
     if (!r->quiet) {
+        char ep[32];
         clear_progress(r);
-        printf("iteration %d/%d  epoch %.2f  loss %.6g  lr %.6g  %.1f img/s\n", e->iter,
-               r->max_iter, epoch_at(r, e->iter), e->loss, e->lr, ips);
+        printf("iteration %d/%d%s  loss %.6g  lr %.6g  %.1f img/s\n", e->iter, r->max_iter,
+               epoch_text(r, e->iter, ep, sizeof ep), e->loss, e->lr, ips);
         fflush(stdout);
     }
     if (r->log) {
