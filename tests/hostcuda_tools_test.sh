@@ -22,7 +22,10 @@ ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # The loss cnntrain printed at iteration $1 in log file $2.
-loss_at() { awk -v it="$1" '$1 == "iteration" && index($2, it "/") == 1 { print $6 }' "$2"; }
+loss_at() {
+    awk -v it="$1" '$1 == "iteration" && index($2, it "/") == 1 {
+        for (i = 3; i < NF; i++) if ($i == "loss") print $(i + 1) }' "$2"
+}
 # Whether $1 and $2 agree within relative tolerance $3.
 near() {
     awk -v a="$1" -v b="$2" -v t="$3" \
