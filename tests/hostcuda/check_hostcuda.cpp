@@ -1,10 +1,11 @@
 /* check_hostcuda.cpp — the rules tests/hostcuda enforces, each shown to
  * fire: barriers that synchronise, a missing barrier that shows (a
- * kernel's first launch runs thread 0 last), a divergent barrier, writes
- * and reads past device memory, host or foreign-device pointers handed to
- * a kernel, bad launch geometry, a launch on another device's stream, and
- * the stream capture rules (replay by value, synchronisation, foreign
- * events, forks not joined back, pageable copies). A rule that aborts is run in a forked
+ * kernel's first launch runs thread 0 last), a missing event wait between
+ * streams that shows, a divergent barrier, writes and reads past device
+ * memory, host or foreign-device pointers handed to a kernel, bad launch
+ * geometry, a launch on another device's stream, and the stream capture
+ * rules (replay by value, synchronisation, foreign events, forks not
+ * joined back, pageable copies). A rule that aborts is run in a forked
  * child (Check's default) and expected to raise SIGABRT. */
 #include <check.h>
 #include <signal.h>
@@ -116,24 +117,28 @@ END_TEST
 START_TEST(test_divergent_barrier_aborts)
 {
     LAUNCH(early_return_then_barrier, 1, 32, 0, dev_floats(32));
+    cudaStreamSynchronize(0); /* work runs when the host waits for it */
 }
 END_TEST
 
 START_TEST(test_write_past_end_aborts)
 {
     LAUNCH(write_at, 1, 1, 0, dev_floats(10), 10);
+    cudaStreamSynchronize(0); /* work runs when the host waits for it */
 }
 END_TEST
 
 START_TEST(test_write_before_start_aborts)
 {
     LAUNCH(write_at, 1, 1, 0, dev_floats(10), -1);
+    cudaStreamSynchronize(0); /* work runs when the host waits for it */
 }
 END_TEST
 
 START_TEST(test_read_past_end_aborts)
 {
     LAUNCH(copy_shifted, 1, 64, 0, dev_floats(64), dev_floats(64), 64);
+    cudaStreamSynchronize(0); /* work runs when the host waits for it */
 }
 END_TEST
 
@@ -195,6 +200,35 @@ START_TEST(test_peer_access_allows_other_devices_memory)
     ck_assert_int_eq(cudaDeviceEnablePeerAccess(1, 0), cudaSuccess);
     LAUNCH(fill, 1, 4, 0, x1, 4, 2.f);
     ck_assert_int_eq(cudaGetLastError(), cudaSuccess);
+}
+END_TEST
+
+/* ---- streams ------------------------------------------------------------------------ */
+
+/* Stream b copies what stream a wrote: right with an event wait between,
+ * stale without (work runs as late as the host's waits allow). */
+static float copied_across_streams(bool wait)
+{
+    cudaStream_t a = new_stream(), b = new_stream();
+    cudaEvent_t ev;
+    ck_assert_int_eq(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), cudaSuccess);
+    float *x = dev_floats(4), *y = dev_floats(4), h = 0;
+    LAUNCH(fill, 1, 4, a, x, 4, 0.f);
+    LAUNCH(fill, 1, 4, a, y, 4, 0.f);
+    ck_assert_int_eq(cudaStreamSynchronize(a), cudaSuccess);
+    LAUNCH(fill, 1, 4, a, x, 4, 7.f);
+    ck_assert_int_eq(cudaEventRecord(ev, a), cudaSuccess);
+    if (wait) ck_assert_int_eq(cudaStreamWaitEvent(b, ev, 0), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(y, x, 16, cudaMemcpyDeviceToDevice, b), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(&h, y, 4, cudaMemcpyDeviceToHost, b), cudaSuccess);
+    ck_assert_int_eq(cudaStreamSynchronize(a), cudaSuccess);
+    return h;
+}
+
+START_TEST(test_missing_event_wait_shows)
+{
+    ck_assert_float_eq(copied_across_streams(true), 7.f);
+    ck_assert_float_eq(copied_across_streams(false), 0.f);
 }
 END_TEST
 
@@ -307,6 +341,7 @@ int main(void)
     tcase_add_test(ok, test_copy_out_of_range_is_an_error);
     tcase_add_test(ok, test_launch_on_another_devices_stream_is_an_error);
     tcase_add_test(ok, test_peer_access_allows_other_devices_memory);
+    tcase_add_test(ok, test_missing_event_wait_shows);
     tcase_add_test(ok, test_graph_replays_captured_arguments);
     tcase_add_test(ok, test_sync_in_capture_invalidates_it);
     tcase_add_test(ok, test_wait_on_uncaptured_event_is_an_error);

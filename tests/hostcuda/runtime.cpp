@@ -3,7 +3,11 @@
  * compiler, runs in `make test` (lib/libcnn_hostcuda.a, the GPU suites as
  * build/tests/hostcuda/check_gpu_*).
  *
- * Streams run their work at once, in issue order. A kernel runs block by
+ * Streams run their work in issue order, as late as they can: only when
+ * the host waits for it (a sync, an event sync, a copy to pageable memory,
+ * cudaFree), and another stream's work only as far as an event wait
+ * demands, so a missing event wait shows as a wrong result
+ * (CNN_HOSTCUDA_EAGER=1: every op runs when issued). A kernel runs block by
  * block; the threads of a block are fibers that switch at __syncthreads
  * (a kernel whose thread 0 reaches no barrier runs its threads as plain
  * calls). Blocks, and threads between barriers, run forward, reversed or
@@ -37,7 +41,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -139,10 +145,22 @@ void check_guards(const char *what)
 
 struct capture;
 
+/* Work queued on a stream and not run yet: an op, or a wait for another
+ * stream to have run `upto` entries (cudaStreamWaitEvent). */
+struct entry {
+    const char *what;
+    std::function<void()> op;
+    cudaStream_t wait_for = nullptr;
+    long upto = 0;
+};
+
 struct stream_state {
+    explicit stream_state(int d = 0) : device(d) {}
     int device;
     capture *cap = nullptr;
     long cap_ops = 0, rejoined_at = 0; /* ops since joining; joined back up to */
+    std::deque<entry> queue;           /* issued, not run yet */
+    long done = 0;
 };
 
 struct capture {
@@ -159,6 +177,7 @@ struct event_state {
     cudaStream_t stream = nullptr;
     capture *cap = nullptr;
     long ops_at = 0;
+    long queued_at = 0; /* entries of `stream` issued when recorded */
 };
 
 std::map<cudaStream_t, stream_state> streams;
@@ -174,7 +193,7 @@ stream_state *stream_of(cudaStream_t s)
         cudaStream_t &n = null_stream[current_device & 63];
         if (!n) {
             n = (cudaStream_t) new char;
-            streams[n] = stream_state{current_device};
+            streams[n] = stream_state(current_device);
         }
         s = n;
     }
@@ -254,6 +273,40 @@ void run_op(const char *what, const std::function<void()> &op)
 }
 
 bool is_copy(const char *what) { return !strncmp(what, "cudaMem", 7); }
+
+/* Streams run their work only when the host waits for it (a stream or
+ * event sync, a copy to pageable memory, cudaFree), each as late as it
+ * can, so that streams' work interleaves as unfavourably as their events
+ * allow: a missing event wait shows as a wrong result. CNN_HOSTCUDA_EAGER=1
+ * runs every op when it is issued instead. */
+bool eager()
+{
+    static bool e = getenv("CNN_HOSTCUDA_EAGER") && atoi(getenv("CNN_HOSTCUDA_EAGER"));
+    return e;
+}
+
+long issued(const stream_state *st) { return st->done + (long)st->queue.size(); }
+
+/* Runs stream s's queued entries until `upto` have run (a wait entry first
+ * runs the stream it waits for far enough). */
+void flush(cudaStream_t s, long upto)
+{
+    stream_state *st = stream_of(s);
+    while (st && st->done < upto && !st->queue.empty()) {
+        entry e = std::move(st->queue.front());
+        st->queue.pop_front();
+        if (e.wait_for)
+            flush(e.wait_for, e.upto);
+        else
+            run_op(e.what, e.op);
+        st->done++;
+    }
+}
+
+void flush_all()
+{
+    for (auto &s : streams) flush(s.first, issued(&s.second));
+}
 
 /* ---- fibers: the threads of one block ------------------------------------ */
 
@@ -485,7 +538,11 @@ cudaError_t cnn_hc_enqueue(cudaStream_t s, const char *what, std::function<void(
         st->cap_ops++;
         return cudaSuccess;
     }
-    run_op(what, op);
+    if (eager()) {
+        run_op(what, op);
+        return cudaSuccess;
+    }
+    st->queue.push_back(entry{what, std::move(op)});
     return cudaSuccess;
 }
 
@@ -591,6 +648,7 @@ cudaError_t cudaFree(void *p)
 {
     LOCKED;
     if (!p) return cudaSuccess;
+    flush_all(); /* cudaFree waits for the device */
     auto it = allocations.find((const char *)p);
     if (it == allocations.end() || it->second.device < 0) return fail(cudaErrorInvalidValue);
     if (!guards_intact(it->first, it->second.bytes))
@@ -615,6 +673,7 @@ cudaError_t cudaFreeHost(void *p)
 {
     LOCKED;
     if (!p) return cudaSuccess;
+    flush_all(); /* so does cudaFreeHost */
     auto it = allocations.find((const char *)p);
     if (it == allocations.end() || it->second.device >= 0) return fail(cudaErrorInvalidValue);
     allocations.erase(it);
@@ -686,7 +745,20 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
     cudaError_t e = check_copy(dst, bytes, src, bytes, kind);
     if (e == cudaSuccess) e = check_capture_copy(s, dst, bytes, src, bytes);
     if (e != cudaSuccess || !bytes) return e;
-    return cnn_hc_enqueue(s, "cudaMemcpyAsync", [=] { memmove(dst, src, bytes); });
+    /* CUDA stages a copy from pageable memory before returning (the host
+     * may reuse it at once), and a copy into pageable memory is done when
+     * the call returns. */
+    if (device_of(src, bytes) < 0 && !pinned(src, bytes)) {
+        auto staged = std::make_shared<std::vector<char>>((const char *)src,
+                                                          (const char *)src + bytes);
+        return cnn_hc_enqueue(s, "cudaMemcpyAsync",
+                              [=] { memmove(dst, staged->data(), bytes); });
+    }
+    e = cnn_hc_enqueue(s, "cudaMemcpyAsync", [=] { memmove(dst, src, bytes); });
+    stream_state *st = stream_of(s);
+    if (e == cudaSuccess && device_of(dst, bytes) < 0 && !pinned(dst, bytes) && !st->cap)
+        flush(resolve(s), issued(st));
+    return e;
 }
 
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
@@ -728,7 +800,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
     LOCKED;
     (void)flags;
     *s = (cudaStream_t) new char;
-    streams[*s] = stream_state{current_device};
+    streams[*s] = stream_state(current_device);
     return cudaSuccess;
 }
 
@@ -738,6 +810,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
     auto it = streams.find(s);
     if (!s || it == streams.end()) return fail(cudaErrorInvalidResourceHandle);
     if (it->second.cap) return fail(cudaErrorStreamCaptureUnsupported);
+    flush(s, issued(&it->second));
     streams.erase(it);
     delete (char *)s;
     return cudaSuccess;
@@ -762,7 +835,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     LOCKED;
     counts.stream_syncs++;
-    return sync_with(stream_of(s));
+    stream_state *st = stream_of(s);
+    cudaError_t e = sync_with(st);
+    if (e == cudaSuccess) flush(resolve(s), issued(st));
+    return e;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
@@ -796,6 +872,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
     ev.stream = s;
     ev.cap = st->cap;
     ev.ops_at = st->cap_ops;
+    ev.queued_at = issued(st);
     if (!st->cap) {
         ev.recorded = true;
         ev.ms = now_ms();
@@ -810,6 +887,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e)
     if (it == events.end()) return fail(cudaErrorInvalidResourceHandle);
     if (it->second.cap) return fail(cudaErrorCapturedEvent);
     counts.event_syncs++;
+    if (it->second.recorded) flush(it->second.stream, it->second.queued_at);
     return cudaSuccess;
 }
 
@@ -820,6 +898,8 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
     if (a == events.end() || b == events.end() || !a->second.timing || !b->second.timing)
         return fail(cudaErrorInvalidResourceHandle);
     if (!a->second.recorded || !b->second.recorded) return fail(cudaErrorInvalidResourceHandle);
+    flush(a->second.stream, a->second.queued_at);
+    flush(b->second.stream, b->second.queued_at);
     *ms = (float)(b->second.ms - a->second.ms);
     return cudaSuccess;
 }
@@ -833,6 +913,10 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags)
     if (it == events.end() || !st || flags) return fail(cudaErrorInvalidResourceHandle);
     event_state &ev = it->second;
     capture *cap = ev.cap;
+    if (!cap && !st->cap && ev.recorded && ev.stream != s && !eager()) {
+        st->queue.push_back(entry{"cudaStreamWaitEvent", nullptr, ev.stream, ev.queued_at});
+        return cudaSuccess;
+    }
     if (!cap && st->cap && ev.recorded) {
         /* CUDA: waiting on an event recorded outside the capture is invalid
          * (without cudaEventWaitExternal). */
@@ -919,7 +1003,15 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
     stream_state *st = stream_of(s);
     if (!execs.count(exec) || !st) return fail(cudaErrorInvalidResourceHandle);
     if (st->cap) return fail(cudaErrorStreamCaptureUnsupported);
-    for (auto &op : ((graph_ops *)exec)->ops) run_op(op.first, op.second);
+    const graph_ops *g = (const graph_ops *)exec;
+    auto run = [g] {
+        for (auto &op : g->ops) run_op(op.first, op.second);
+    };
+    if (eager()) {
+        run();
+        return cudaSuccess;
+    }
+    st->queue.push_back(entry{"cudaGraphLaunch", run});
     return cudaSuccess;
 }
 
