@@ -872,11 +872,17 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
     ev.stream = s;
     ev.cap = st->cap;
     ev.ops_at = st->cap_ops;
-    ev.queued_at = issued(st);
     if (!st->cap) {
         ev.recorded = true;
         ev.ms = now_ms();
+        /* The time the stream reaches the event, when work runs late. */
+        if (!eager() && ev.timing)
+            st->queue.push_back(entry{"cudaEventRecord", [e] {
+                auto at = events.find(e);
+                if (at != events.end()) at->second.ms = now_ms();
+            }});
     }
+    ev.queued_at = issued(st);
     return cudaSuccess;
 }
 
