@@ -45,17 +45,17 @@ ifeq ($(CUDA),1)
 else
   EMU_REBUILT := $(shell grep -l CNN_WITH_CUDA $(LIB_SRC) 2>/dev/null)
 endif
-EMU_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
-           $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT) $(EMU_SRC))
+# The library's C objects with the GPU path compiled in (both stand-ins).
+GPU_LIB_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
+               $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT))
+EMU_OBJ := $(GPU_LIB_OBJ) $(patsubst %.c,$(B)/emu/%.o,$(EMU_SRC))
 
 # The CUDA sources themselves compiled by the host C++ compiler against
 # stand-ins for the CUDA runtime, cuBLAS and cuDNN (tests/hostcuda/), so
 # that `make test` runs our kernels on the CPU on any machine.
 HC_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unused-parameter \
                -fopenmp -MMD -MP -DCNN_HOSTCUDA -Itests/hostcuda/include -I. -Icore $(PKG_CFLAGS)
-HC_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(EMU_REBUILT),$(LIB_SRC))) \
-          $(patsubst %.c,$(B)/emu/%.o,$(EMU_REBUILT)) \
-          $(patsubst %.cu,$(B)/hostcuda/%.o,$(wildcard kernels/cuda/*.cu)) \
+HC_OBJ := $(GPU_LIB_OBJ) $(patsubst %.cu,$(B)/hostcuda/%.o,$(wildcard kernels/cuda/*.cu)) \
           $(patsubst %.cpp,$(B)/hostcuda/%.o,$(filter-out %/check_hostcuda.cpp,$(wildcard tests/hostcuda/*.cpp)))
 HC_TESTS := $(patsubst tests/gpu/%.c,$(B)/tests/hostcuda/%,$(wildcard tests/gpu/check_*.c)) \
             $(B)/tests/hostcuda/check_hostcuda

@@ -653,23 +653,39 @@ START_TEST(test_lazy_zero_grads)
 }
 END_TEST
 
-/* CUDA graphs (cnn_net_forward_backward with cuda_graph): the same steps
- * recorded once and replayed give the losses and weights of eager steps
- * (within tol_pass: two solvers' contexts may time different deterministic
- * cuDNN algorithms; on the emulator both sides are eager and equal). A net with
- * Dropout in TRAIN runs eagerly and says why. The emulator cannot record:
- * there both sides run eagerly through the graph path's prelude. */
-static cnn_solver *graph_solver(const char *text, bool graph)
+/* CUDA graphs (cnn_net_forward_backward with cuda_graph): `steps` solver
+ * steps of `text` on `gpus` logical devices of GPU 0, eagerly and recorded
+ * once and replayed, give the same losses and weights (within tol_pass:
+ * two solvers' contexts may time different deterministic cuDNN algorithms)
+ * and the graph replays. The emulator cannot record: there both sides run
+ * eagerly, through the graph path's prelude on one side. */
+static void graph_matches_eager(const char *text, int gpus, int steps)
 {
-    cnn_solver_opts o = {0};
-    o.gpus = 1;
-    o.deterministic = true;
-    o.cuda_graph = graph;
-    cnn_solver *s = NULL;
-    ck_assert_msg(cnn_solver_from_string(text, "graph_test", &o, &s) == CNN_OK, "%s",
-                  cnn_error_message());
-    cnn_solver_set_feed(s, feed10, NULL);
-    return s;
+    cnn_solver *s[2];
+    for (int k = 0; k < 2; k++) {
+        cnn_solver_opts o = {0};
+        o.gpus = gpus;
+        o.deterministic = true;
+        o.cuda_graph = k == 1;
+        ck_assert_msg(cnn_solver_from_string(text, "graph_test", &o, &s[k]) == CNN_OK, "%s",
+                      cnn_error_message());
+        ck_assert_int_eq(cnn_net_num_devices(cnn_solver_net(s[k])), gpus);
+        cnn_solver_set_feed(s[k], feed10, NULL);
+    }
+    for (int i = 0; i < steps; i++) {
+        float l[2] = {NAN, NAN};
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(cnn_solver_step(s[k], &l[k]) == CNN_OK, "%s", cnn_error_message());
+        printf("  step %d: loss eager %.7f, graph %.7f\n", i, l[0], l[1]);
+        ck_assert_msg(fabs((double)l[0] - l[1]) <= tol_pass() * fabs((double)l[0]),
+                      "step %d: loss eager %.9g, graph %.9g", i, l[0], l[1]);
+    }
+    const char *note = cnn_net_graph_note(cnn_solver_net(s[1]));
+    printf("  CUDA graph: %s\n", note);
+    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
+                  "graph note '%s'", note);
+    compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, tol_pass());
+    for (int k = 0; k < 2; k++) cnn_solver_free(s[k]);
 }
 
 START_TEST(test_cuda_graph_matches_eager)
@@ -690,22 +706,7 @@ START_TEST(test_cuda_graph_matches_eager)
         "  top: \"loss\" }\n"
         "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 weight_decay: 0.001 "
         "  max_iter: 20 random_seed: 9 }\n";
-    cnn_solver *eager = graph_solver(text, false), *graph = graph_solver(text, true);
-    for (int i = 0; i < 6; i++) {
-        float le = NAN, lg = NAN;
-        ck_assert_msg(cnn_solver_step(eager, &le) == CNN_OK, "%s", cnn_error_message());
-        ck_assert_msg(cnn_solver_step(graph, &lg) == CNN_OK, "%s", cnn_error_message());
-        printf("  step %d: loss eager %.7f, graph %.7f\n", i, le, lg);
-        ck_assert_msg(fabs((double)le - lg) <= tol_pass() * fabs((double)le),
-                      "step %d: loss eager %.9g, graph %.9g", i, le, lg);
-    }
-    const char *note = cnn_net_graph_note(cnn_solver_net(graph));
-    printf("  CUDA graph: %s\n", note);
-    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
-                  "graph note '%s'", note);
-    compare_params(cnn_solver_net(eager), cnn_solver_net(graph), false, tol_pass());
-    cnn_solver_free(eager);
-    cnn_solver_free(graph);
+    graph_matches_eager(text, 1, 6);
     /* Dropout's seed, drawn on the host each pass, goes up before each
      * replay: the graph draws the masks an eager step draws. */
     char text2[8192];
@@ -716,23 +717,7 @@ START_TEST(test_cuda_graph_matches_eager)
                        "top: \"pool\" }\n";
     memmove(at + strlen(drop), at, strlen(at) + 1);
     memcpy(at, drop, strlen(drop));
-    eager = graph_solver(text2, false);
-    graph = graph_solver(text2, true);
-    for (int i = 0; i < 5; i++) {
-        float le = NAN, lg = NAN;
-        ck_assert_msg(cnn_solver_step(eager, &le) == CNN_OK, "%s", cnn_error_message());
-        ck_assert_msg(cnn_solver_step(graph, &lg) == CNN_OK, "%s", cnn_error_message());
-        printf("  with Dropout, step %d: loss eager %.7f, graph %.7f\n", i, le, lg);
-        ck_assert_msg(fabs((double)le - lg) <= tol_pass() * fabs((double)le),
-                      "with Dropout, step %d: loss eager %.9g, graph %.9g", i, le, lg);
-    }
-    note = cnn_net_graph_note(cnn_solver_net(graph));
-    printf("  with Dropout: CUDA graph: %s\n", note);
-    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
-                  "graph note '%s'", note);
-    compare_params(cnn_solver_net(eager), cnn_solver_net(graph), false, tol_pass());
-    cnn_solver_free(eager);
-    cnn_solver_free(graph);
+    graph_matches_eager(text2, 1, 5);
 }
 END_TEST
 
@@ -798,44 +783,15 @@ static void two_devices_vs_one(int ngpu, const int *ids)
     cnn_solver_free(s2);
 }
 
-/* Trains `text` on two logical devices of GPU 0 eagerly and with a CUDA
- * graph (two streams joined into the recording by the passes' events):
- * the same losses and weights, and the graph replayed. */
-static void two_device_graph_matches_eager(const char *text)
-{
-    cnn_solver *s[2];
-    for (int k = 0; k < 2; k++) {
-        cnn_solver_opts o = {0};
-        o.gpus = 2; /* both logical devices on GPU 0 */
-        o.deterministic = true;
-        o.cuda_graph = k == 1;
-        ck_assert_msg(cnn_solver_from_string(text, "graph_two", &o, &s[k]) == CNN_OK, "%s",
-                      cnn_error_message());
-        ck_assert_int_eq(cnn_net_num_devices(cnn_solver_net(s[k])), 2);
-        cnn_solver_set_feed(s[k], feed10, NULL);
-    }
-    for (int i = 0; i < 5; i++) {
-        float l[2] = {NAN, NAN};
-        for (int k = 0; k < 2; k++)
-            ck_assert_msg(cnn_solver_step(s[k], &l[k]) == CNN_OK, "%s", cnn_error_message());
-        printf("  step %d: loss eager %.7f, graph %.7f\n", i, l[0], l[1]);
-        ck_assert(fabs((double)l[0] - l[1]) <= tol_pass() * fabs((double)l[0]));
-    }
-    const char *note = cnn_net_graph_note(cnn_solver_net(s[1]));
-    printf("  CUDA graph: %s\n", note);
-    ck_assert_msg(emulated ? strstr(note, "emulator") != NULL : !strcmp(note, "replayed"),
-                  "graph note '%s'", note);
-    compare_params(cnn_solver_net(s[0]), cnn_solver_net(s[1]), false, tol_pass());
-    for (int k = 0; k < 2; k++) cnn_solver_free(s[k]);
-}
-
+/* A CUDA graph over two logical devices on one GPU: two streams joined
+ * into the recording by the passes' events. */
 START_TEST(test_cuda_graph_two_devices)
 {
     char text[8192];
     snprintf(text, sizeof text, "%s%s", TWO_DEVICES,
              "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 weight_decay: 0.001 "
              "max_iter: 10 random_seed: 5 }\n");
-    two_device_graph_matches_eager(text);
+    graph_matches_eager(text, 2, 5);
 }
 END_TEST
 
@@ -844,7 +800,7 @@ END_TEST
  * it), Dropout on each device (each replay uploads new seeds first). */
 START_TEST(test_cuda_graph_towers_with_dropout)
 {
-    two_device_graph_matches_eager(
+    graph_matches_eager(
         INPUT("data", "dim: 6 dim: 3 dim: 8 dim: 8") INPUT("label", "dim: 6")
         "layer { name: \"conv_a\" type: \"Convolution\" bottom: \"data\" top: \"conv_a\" "
         "  convolution_param { num_output: 4 kernel_size: 3 " FILL_G FILL_B "} }\n"
@@ -861,7 +817,8 @@ START_TEST(test_cuda_graph_towers_with_dropout)
         "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"sum\" bottom: \"label\" "
         "  top: \"loss\" }\n"
         "solver { type: \"SGD\" base_lr: 0.05 momentum: 0.9 weight_decay: 0.001 "
-        "  max_iter: 10 random_seed: 7 }\n");
+        "  max_iter: 10 random_seed: 7 }\n",
+        2, 5);
 }
 END_TEST
 
