@@ -1,6 +1,7 @@
 /* im2col.c — unfolding images into columns (and back) so that convolution
  * becomes one matrix product. Handles padding, stride and dilation; the
  * batched forms lay several images side by side in one column matrix. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "../kernels.h"
@@ -13,7 +14,7 @@
 
 /* Work (in floats moved) below which the loops stay on one thread. */
 #define PAR_MIN 65536
-/* Images unfolded together by one im2col job. */
+/* Images unfolded together by one job of the tap-by-tap path. */
 #define IMG_TILE 8
 
 /* Output extent of a convolution along one axis (<= 0 when none fits). */
@@ -84,55 +85,144 @@ static inline void fold(const float *restrict src, int w, int ow, int sh, int sw
     }
 }
 
+/* Largest zero-padded plane (floats) kept on the stack: 64 KB, so that it
+ * stays in L1/L2 while every tap reads it. Bigger padded planes take the
+ * tap-by-tap path, which clips each row to the image instead. */
+#define PAD_MAX 16384
+
+/* The geometry of one unfolding, shared by the helpers below. */
+typedef struct {
+    int c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow;
+    size_t ohw, ld, hw;
+} geom;
+
+/* Copies a plane into the middle of a zeroed (h + 2ph, w + 2pw) buffer. */
+static void pad_plane(const geom *g, const float *restrict plane, float *restrict pad)
+{
+    int pwid = g->w + 2 * g->pw;
+    size_t rows = (size_t)g->h + 2 * g->ph;
+    for (size_t i = 0; i < (size_t)g->ph * pwid; i++) pad[i] = 0.f;
+    for (size_t i = (rows - g->ph) * pwid; i < rows * pwid; i++) pad[i] = 0.f;
+    for (int y = 0; y < g->h; y++) {
+        float *row = pad + (size_t)(y + g->ph) * pwid;
+        const float *src = plane + (size_t)y * g->w;
+        for (int x = 0; x < g->pw; x++) row[x] = row[g->pw + g->w + x] = 0.f;
+        for (int x = 0; x < g->w; x++) row[g->pw + x] = src[x];
+    }
+}
+
+/* Unfolds one (padded) plane of width pwid: every tap's (oh, ow) row of the
+ * column matrix is a plain strided copy, with no bounds to check. */
+static void unfold_padded(const geom *g, const float *restrict pad, int pwid,
+                          float *restrict dst)
+{
+    int oh = g->oh, ow = g->ow, sw = g->sw;
+    size_t row_step = (size_t)g->sh * pwid;
+    for (int ki = 0; ki < g->kh; ki++)
+        for (int kj = 0; kj < g->kw; kj++, dst += g->ld) {
+            const float *s = pad + (size_t)ki * g->dh * pwid + (size_t)kj * g->dw;
+            float *d = dst;
+            for (int oy = 0; oy < oh; oy++, d += ow, s += row_step)
+                if (sw == 1)
+                    for (int ox = 0; ox < ow; ox++) d[ox] = s[ox];
+                else
+                    for (int ox = 0; ox < ow; ox++) d[ox] = s[ox * sw];
+        }
+}
+
+/* Fills g; false when no output position fits (or no image). */
+static bool make_geom(int n, int c, int h, int w, int kh, int kw, int ph, int pw, int sh,
+                      int sw, int dh, int dw, geom *g)
+{
+    int oh = out_size(h, kh, ph, sh, dh), ow = out_size(w, kw, pw, sw, dw);
+    *g = (geom){.c = c, .h = h, .w = w, .kh = kh, .kw = kw, .ph = ph, .pw = pw, .sh = sh,
+                .sw = sw, .dh = dh, .dw = dw, .oh = oh, .ow = ow,
+                .ohw = (size_t)oh * ow, .ld = (size_t)oh * ow * n, .hw = (size_t)h * w};
+    return oh > 0 && ow > 0 && n > 0;
+}
+
+static size_t padded_size(const geom *g)
+{
+    return ((size_t)g->h + 2 * g->ph) * ((size_t)g->w + 2 * g->pw);
+}
+
+/* Small planes: a job unfolds one whole plane, from a zero-padded copy on
+ * the stack (or the plane itself when there is no padding). */
+static void unfold_planes(const geom *g, int n, const float *im, float *col)
+{
+    long jobs = (long)g->c * n; /* consecutive jobs fill adjacent columns */
+#pragma omp parallel for schedule(static) if ((size_t)jobs * g->kh * g->kw * g->ohw >= PAR_MIN)
+    for (long j = 0; j < jobs; j++) {
+        int ch = (int)(j / n), i = (int)(j % n);
+        const float *plane = im + ((size_t)i * g->c + ch) * g->hw;
+        float *dst = col + (size_t)ch * g->kh * g->kw * g->ld + (size_t)i * g->ohw;
+        if (g->ph > 0 || g->pw > 0) {
+            float pad[PAD_MAX];
+            pad_plane(g, plane, pad);
+            unfold_padded(g, pad, g->w + 2 * g->pw, dst);
+        } else {
+            unfold_padded(g, plane, g->w, dst);
+        }
+    }
+}
+
+/* Large planes: a job is one kernel row of one channel for a tile of
+ * IMG_TILE images, each tap clipped to the image; the rows a kernel row
+ * reads stay in cache while its taps write contiguous stretches. */
+static void unfold_taps(const geom *g, int n, const float *im, float *col)
+{
+    long tiles = (n + IMG_TILE - 1) / IMG_TILE, jobs = tiles * g->c * g->kh;
+#pragma omp parallel for schedule(static) if ((size_t)n * g->c * g->kh * g->kw * g->ohw >= PAR_MIN)
+    for (long j = 0; j < jobs; j++) {
+        int ch = (int)(j / (tiles * g->kh)), ki = (int)(j / tiles % g->kh);
+        int i0 = (int)(j % tiles) * IMG_TILE, i1 = i0 + IMG_TILE < n ? i0 + IMG_TILE : n;
+        for (int kj = 0; kj < g->kw; kj++) {
+            tap t = make_tap(ki, kj, g->h, g->w, g->oh, g->ow, g->ph, g->pw, g->sh, g->sw,
+                             g->dh, g->dw);
+            float *dst = col + (((size_t)ch * g->kh + ki) * g->kw + kj) * g->ld;
+            for (int i = i0; i < i1; i++)
+                unfold(im + ((size_t)i * g->c + ch) * g->hw, g->w, g->oh, g->ow, g->sh, g->sw,
+                       &t, dst + (size_t)i * g->ohw);
+        }
+    }
+}
+
 /* Unfolds n images (n, C, H, W) into col (C*kh*kw, n*oh*ow): image i fills
  * columns [i*oh*ow, (i+1)*oh*ow). */
 void cnn_k_im2col_batch(const float *im, int n, int c, int h, int w, int kh, int kw,
                         int ph, int pw, int sh, int sw, int dh, int dw, float *col)
 {
-    int oh = out_size(h, kh, ph, sh, dh), ow = out_size(w, kw, pw, sw, dw);
-    if (oh <= 0 || ow <= 0 || n <= 0) return;
-    /* A job is one kernel row of one channel for a tile of IMG_TILE images:
-     * the planes stay in L1 while each tap writes a contiguous stretch. */
-    long tiles = (n + IMG_TILE - 1) / IMG_TILE, jobs = tiles * c * kh;
-    size_t ohw = (size_t)oh * ow, ld = ohw * (size_t)n, hw = (size_t)h * w;
-#pragma omp parallel for schedule(static) if ((size_t)n * c * kh * kw * ohw >= PAR_MIN)
-    for (long j = 0; j < jobs; j++) {
-        int ch = (int)(j / (tiles * kh)), ki = (int)(j / tiles % kh);
-        int i0 = (int)(j % tiles) * IMG_TILE, i1 = i0 + IMG_TILE < n ? i0 + IMG_TILE : n;
-        for (int kj = 0; kj < kw; kj++) {
-            tap t = make_tap(ki, kj, h, w, oh, ow, ph, pw, sh, sw, dh, dw);
-            float *dst = col + (((size_t)ch * kh + ki) * kw + kj) * ld;
-            for (int i = i0; i < i1; i++)
-                unfold(im + ((size_t)i * c + ch) * hw, w, oh, ow, sh, sw, &t,
-                       dst + (size_t)i * ohw);
-        }
-    }
+    geom g;
+    if (!make_geom(n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, &g)) return;
+    if (padded_size(&g) <= PAD_MAX)
+        unfold_planes(&g, n, im, col);
+    else
+        unfold_taps(&g, n, im, col);
 }
 
 /* The adjoint of cnn_k_im2col_batch: im (n, C, H, W) is overwritten with
- * the sum of every column entry that was read from each pixel. */
+ * the sum of every column entry that was read from each pixel. (Summing in
+ * a padded copy, as unfold_planes reads one, is no faster here.) */
 void cnn_k_col2im_batch(const float *col, int n, int c, int h, int w, int kh, int kw,
                         int ph, int pw, int sh, int sw, int dh, int dw, float *im)
 {
-    int oh = out_size(h, kh, ph, sh, dh), ow = out_size(w, kw, pw, sw, dw);
-    size_t hw = (size_t)h * w;
-    if (oh <= 0 || ow <= 0) {
-        memset(im, 0, (size_t)n * c * hw * sizeof(float));
+    geom g;
+    if (!make_geom(n, c, h, w, kh, kw, ph, pw, sh, sw, dh, dw, &g)) {
+        if (n > 0) memset(im, 0, (size_t)n * c * h * w * sizeof(float));
         return;
     }
-    size_t ohw = (size_t)oh * ow, ld = ohw * (size_t)n;
     long planes = (long)n * c;
-#pragma omp parallel for schedule(static) if ((size_t)planes * kh * kw * ohw >= PAR_MIN)
+#pragma omp parallel for schedule(static) if ((size_t)planes * kh * kw * g.ohw >= PAR_MIN)
     for (long q = 0; q < planes; q++) {
         /* Consecutive jobs read consecutive stretches of the same rows. */
         long ch = q / n, i = q % n;
-        float *plane = im + ((size_t)i * c + ch) * hw;
-        memset(plane, 0, hw * sizeof(float));
+        float *plane = im + ((size_t)i * c + ch) * g.hw;
+        memset(plane, 0, g.hw * sizeof(float));
         for (int ki = 0; ki < kh; ki++)
             for (int kj = 0; kj < kw; kj++) {
-                tap t = make_tap(ki, kj, h, w, oh, ow, ph, pw, sh, sw, dh, dw);
+                tap t = make_tap(ki, kj, h, w, g.oh, g.ow, ph, pw, sh, sw, dh, dw);
                 size_t r = ((size_t)ch * kh + ki) * kw + kj;
-                fold(col + r * ld + (size_t)i * ohw, w, ow, sh, sw, &t, plane);
+                fold(col + r * g.ld + (size_t)i * g.ohw, w, g.ow, sh, sw, &t, plane);
             }
     }
 }
