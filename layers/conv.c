@@ -12,10 +12,12 @@
 #include "../kernels/kernels.h"
 #include "layer.h"
 
-/* Largest column buffer (floats) a layer keeps for batching images (1 MB:
- * bigger chunks gain nothing once the buffer falls out of cache); a single
- * image may need more, which is then what is allocated. */
+/* Largest column buffer (floats) the backward pass batches images in (1 MB:
+ * its col2im and gradient gathers slow down once the buffer falls out of
+ * cache) and the forward pass (4 MB: a wider GEMM still gains there); a
+ * single image may need more, which is then what is allocated. */
 #define COL_LIMIT ((size_t)1 << 18)
+#define FWD_COL_LIMIT ((size_t)1 << 20)
 
 typedef struct {
     int num_output, group, axis;
@@ -25,10 +27,11 @@ typedef struct {
     /* From the bottom shape, set by reshape. */
     int n, c, h, w, oh, ow;
     bool is_1x1;
-    int chunk;        /* images per GEMM */
-    float *col;       /* (C*kh*kw, chunk*oh*ow) */
+    int chunk;        /* images per GEMM, backward */
+    int fwd_chunk;    /* images per GEMM, forward */
+    float *col;       /* (C*kh*kw, fwd_chunk*oh*ow) */
     size_t col_cap;
-    float *tmp;       /* (num_output, chunk*oh*ow): outputs or top grads, batched */
+    float *tmp;       /* (num_output, fwd_chunk*oh*ow): outputs or top grads, batched */
     size_t tmp_cap;
     bool col_valid;   /* col holds bottom[0]'s whole batch, unfolded by forward */
     cnn_cuda_conv *plan;     /* GPU: the cuDNN plan for plan_desc, NULL when none */
@@ -178,6 +181,13 @@ static cnn_status plan_gpu(cnn_layer *l)
     return CNN_OK;
 }
 
+/* want, clamped to [1, batch]. */
+static int images_per_gemm(const conv_priv *cp, size_t want)
+{
+    if (want > (size_t)cp->n) want = (size_t)cp->n;
+    return want < 1 ? 1 : (int)want;
+}
+
 static cnn_status conv_reshape(cnn_layer *l)
 {
     conv_priv *cp = l->priv;
@@ -218,10 +228,9 @@ static cnn_status conv_reshape(cnn_layer *l)
         CNN_TRY(cnn_tensor_reshape4(l->top[i], cp->n, cp->num_output, cp->oh, cp->ow));
     size_t ohw = (size_t)cp->oh * cp->ow, k = (size_t)cp->c * cp->kh * cp->kw;
     size_t rows = k > (size_t)cp->num_output ? k : (size_t)cp->num_output;
-    size_t chunk = COL_LIMIT / (rows * ohw);
-    if (chunk < 1) chunk = 1;
-    if (chunk > (size_t)cp->n) chunk = cp->n > 0 ? (size_t)cp->n : 1;
-    cp->chunk = (int)chunk;
+    cp->chunk = images_per_gemm(cp, COL_LIMIT / (rows * ohw));
+    cp->fwd_chunk = images_per_gemm(cp, FWD_COL_LIMIT / (rows * ohw));
+    size_t chunk = (size_t)cp->fwd_chunk;
     if (l->cuda) return plan_gpu(l); /* cuDNN: no host im2col buffers */
     if (!cp->is_1x1) CNN_TRY(grow(l, &cp->col, &cp->col_cap, k * chunk * ohw));
     if (chunk > 1) CNN_TRY(grow(l, &cp->tmp, &cp->tmp_cap, (size_t)cp->num_output * chunk * ohw));
@@ -286,8 +295,8 @@ static void forward_one(cnn_layer *l, const float *x, float *y)
         if (bias) add_bias(cp, bias, cp->n, y);
         return;
     }
-    for (int n0 = 0; n0 < cp->n; n0 += cp->chunk) {
-        int nb = cp->n - n0 < cp->chunk ? cp->n - n0 : cp->chunk;
+    for (int n0 = 0; n0 < cp->n; n0 += cp->fwd_chunk) {
+        int nb = cp->n - n0 < cp->fwd_chunk ? cp->n - n0 : cp->fwd_chunk;
         size_t ld = (size_t)nb * ohw;
         float *out = nb == 1 ? y + n0 * ochw : cp->tmp;
         cnn_k_im2col_batch(x + n0 * chw, nb, cp->c, cp->h, cp->w, cp->kh, cp->kw, cp->ph,
@@ -306,7 +315,7 @@ static cnn_status conv_forward(cnn_layer *l)
 {
     conv_priv *cp = l->priv;
     for (int i = 0; i < l->n_bottom; i++) forward_one(l, l->bottom[i]->data, l->top[i]->data);
-    cp->col_valid = l->n_bottom == 1 && !cp->is_1x1 && cp->chunk >= cp->n;
+    cp->col_valid = l->n_bottom == 1 && !cp->is_1x1 && cp->chunk >= cp->n; /* so fwd_chunk too */
     return CNN_OK;
 }
 

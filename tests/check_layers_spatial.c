@@ -219,11 +219,12 @@ static double naive_conv(const float *x, const float *wt, int c, int h, int w, i
  * and all gradients against direct loops. */
 START_TEST(conv_chunked_batch)
 {
-    /* 144 x 784 floats of columns per image: 2 images fit in the layer's
-     * 2^18-float buffer, so the batch of 3 runs as chunks of 2 and 1. */
-    enum { N = 3, C = 16, H = 28, W = 28, K = 3, O = 2 };
+    /* 144 x 784 floats of columns per image: the forward pass unfolds 9
+     * images at a time (2^20 floats), so the batch of 10 runs as 9 and 1;
+     * the backward pass 2 at a time (2^18), as 5 chunks of 2. */
+    enum { N = 10, C = 16, H = 28, W = 28, K = 3, O = 2 };
     cnn_net *net = cnn_test_net(
-        "force_backward: true\n" IN("dim: 3 dim: 16 dim: 28 dim: 28")
+        "force_backward: true\n" IN("dim: 10 dim: 16 dim: 28 dim: 28")
         CONV("num_output: 2 kernel_size: 3 pad: 1"), CNN_TRAIN);
     cnn_tensor *x = cnn_net_blob(net, "x"), *y = cnn_net_blob(net, "y");
     cnn_tensor *wt = cnn_net_param(net, "l", 0), *b = cnn_net_param(net, "l", 1);
