@@ -30,12 +30,13 @@ typedef struct {
     const unsigned char *buf;
     size_t pos, end;
     const char *src;
+    const char *kind; /* what the file should be, for messages: ".caffemodel" */
 } pb_reader;
 
 static cnn_status pb_fail(const pb_reader *r, size_t at, const char *what)
 {
-    return CNN_ERROR(CNN_ERR_FORMAT, "%s: byte %zu: %s (truncated or not a .caffemodel?)",
-                     r->src, at, what);
+    return CNN_ERROR(CNN_ERR_FORMAT, "%s: byte %zu: %s (truncated or not a %s?)", r->src, at,
+                     what, r->kind);
 }
 
 static cnn_status pb_varint(pb_reader *r, uint64_t *out)
@@ -108,7 +109,7 @@ fail:
 
 static pb_reader pb_sub(const pb_reader *r, size_t b, size_t e)
 {
-    return (pb_reader){r->buf, b, e, r->src};
+    return (pb_reader){r->buf, b, e, r->src, r->kind};
 }
 
 static cnn_status pb_wire(const pb_reader *r, size_t at, int wire, int want, const char *field)
@@ -430,12 +431,7 @@ fail:
 void cnn_caffemodel_free(cnn_caffemodel *m)
 {
     if (!m) return;
-    for (int i = 0; i < m->n; i++) {
-        free(m->blob[i].name);
-        free(m->blob[i].layer);
-        free(m->blob[i].type);
-        free(m->blob[i].data);
-    }
+    for (int i = 0; i < m->n; i++) cnn_caffemodel_blob_clear(&m->blob[i]);
     free(m->blob);
     free(m->source);
     free(m->net_name);
@@ -453,7 +449,7 @@ cnn_status cnn_caffemodel_parse(const void *buf, size_t size, const char *name,
         cnn_caffemodel_free(m);
         return CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", name ? name : "<buffer>");
     }
-    pb_reader r = {buf, 0, size, m->source};
+    pb_reader r = {buf, 0, size, m->source, ".caffemodel"};
     bool any_layer = false;
     while (r.pos < r.end) {
         uint32_t f;
@@ -529,6 +525,34 @@ cnn_status cnn_caffemodel_read(const char *path, cnn_caffemodel **out)
     if (st == CNN_OK) st = cnn_caffemodel_parse(buf, size, path, out);
     free(buf);
     return st;
+}
+
+cnn_status cnn_blobproto_read(const char *path, cnn_caffemodel_blob *out)
+{
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    memset(out, 0, sizeof *out);
+    cnn_status st = read_file(path, &buf, &size);
+    if (st) return st;
+    if (!(out->name = strdup("BlobProto"))) {
+        free(buf);
+        return CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", path);
+    }
+    pb_reader r = {buf, 0, size, path, ".binaryproto"};
+    st = size ? read_blob(&r, 0, size, out)
+              : CNN_ERROR(CNN_ERR_FORMAT, "%s: empty file (not a .binaryproto?)", path);
+    free(buf);
+    if (st) cnn_caffemodel_blob_clear(out);
+    return st;
+}
+
+void cnn_caffemodel_blob_clear(cnn_caffemodel_blob *b)
+{
+    free(b->name);
+    free(b->layer);
+    free(b->type);
+    free(b->data);
+    memset(b, 0, sizeof *b);
 }
 
 int cnn_caffemodel_squeeze(const int *shape, int ndim, int *out)

@@ -1,6 +1,6 @@
 /* caffemodel.h — reading Caffe's binary .caffemodel weights (a protobuf
- * NetParameter), and weights files of either kind (.safetensors or
- * .caffemodel) behind one interface.
+ * NetParameter) and .binaryproto blobs (mean images), and weights files of
+ * either kind (.safetensors or .caffemodel) behind one interface.
  *
  * A .caffemodel is parsed straight from the protobuf wire format, without
  * libprotobuf: NetParameter { name = 1; layers = 2 (V1LayerParameter);
@@ -49,6 +49,14 @@ cnn_status cnn_caffemodel_parse(const void *buf, size_t size, const char *name,
 cnn_status cnn_caffemodel_read(const char *path, cnn_caffemodel **out);
 /* Frees what parse/read returned; accepts NULL. */
 void cnn_caffemodel_free(cnn_caffemodel *m);
+
+/* Reads a Caffe .binaryproto file: one BlobProto at the top level, as
+ * Caffe's compute_image_mean writes a mean image. *out gets its shape and
+ * values (name "BlobProto"); release it with cnn_caffemodel_blob_clear.
+ * Errors (CNN_ERR_FORMAT, CNN_ERR_IO) name the file and the byte offset. */
+cnn_status cnn_blobproto_read(const char *path, cnn_caffemodel_blob *out);
+/* Frees what one blob holds and zeroes it. */
+void cnn_caffemodel_blob_clear(cnn_caffemodel_blob *b);
 
 /* The shape of b with leading 1s dropped, as Caffe compares legacy blobs
  * (a 1x1x4096x9216 InnerProduct weight is 4096x9216); returns the new ndim. */

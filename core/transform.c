@@ -1,9 +1,11 @@
 /* transform.c — Caffe's transform_param: reading it, and applying it to 8-bit
  * pixels. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "caffemodel.h"
 #include "image.h"
 #include "transform.h"
 
@@ -167,7 +169,8 @@ cnn_status cnn_transform_parse(cnn_cfg *layer, cnn_transform *out)
     cnn_cfg_message(layer, "transform_param", &tp);
     if (d.mean_file)
         return cnn_cfg_error(cnn_cfg_get(tp, "mean_file"), CNN_ERR_UNSUPPORTED,
-                             "mean_file is not supported; give mean_value per channel");
+                             "mean_file is read by the data layers (Data, ImageData) only; "
+                             "give mean_value per channel here");
     for (int i = 0; tp && ext_keys[i]; i++)
         if (cnn_cfg_count(tp, ext_keys[i]))
             return cnn_cfg_error(cnn_cfg_get(tp, ext_keys[i]), CNN_ERR_UNSUPPORTED,
@@ -201,6 +204,58 @@ void cnn_data_transform_out(const cnn_data_transform *dt, int h, int w, int *oh,
     if (dt->t.crop_size) *oh = *ow = dt->t.crop_size;
 }
 
+/* Without resizing, the mean image must have the images' size (Caffe's
+ * rule: it is subtracted pixel by pixel before the crop). */
+static cnn_status mean_fits(const cnn_data_transform *dt, int h, int w, const char *what)
+{
+    if (h == dt->mean_h && w == dt->mean_w) return CNN_OK;
+    return CNN_ERROR(CNN_ERR_SHAPE, "%s: %dx%d images, but the mean image %s is %dx%d (give "
+                     "images of its size, or resize them: new_height/new_width or "
+                     "resize_shorter)", what, h, w, dt->mean_path, dt->mean_h, dt->mean_w);
+}
+
+cnn_status cnn_data_transform_load_mean(cnn_data_transform *dt, int c)
+{
+    if (!dt->mean_file || dt->mean_img) return CNN_OK;
+    cnn_caffemodel_blob b;
+    cnn_status st = cnn_blobproto_read(dt->mean_file, &b);
+    if (st) return st;
+    /* 1 x C x H x W as Caffe writes it, or C x H x W. */
+    int nd = b.ndim, off = nd == 4 ? 1 : 0;
+    if ((nd != 3 && nd != 4) || (nd == 4 && b.shape[0] != 1) || b.count == 0) {
+        char s[64] = "";
+        for (int i = 0; i < nd; i++)
+            snprintf(s + strlen(s), sizeof s - strlen(s), "%s%d", i ? "x" : "", b.shape[i]);
+        cnn_caffemodel_blob_clear(&b);
+        return CNN_ERROR(CNN_ERR_SHAPE, "%s: a mean image of shape 1 x C x H x W was expected, "
+                         "not %s", dt->mean_file, nd ? s : "a blob without a shape");
+    }
+    dt->mean_c = b.shape[off];
+    dt->mean_h = b.shape[off + 1];
+    dt->mean_w = b.shape[off + 2];
+    dt->mean_img = b.data;
+    b.data = NULL;
+    cnn_caffemodel_blob_clear(&b);
+    if (!(dt->mean_path = strdup(dt->mean_file))) {
+        cnn_data_transform_release(dt);
+        return CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", dt->mean_file);
+    }
+    if (dt->mean_c != c) {
+        st = CNN_ERROR(CNN_ERR_SHAPE, "%s: the mean image has %d channel(s), the data %d",
+                       dt->mean_file, dt->mean_c, c);
+        cnn_data_transform_release(dt);
+    }
+    return st;
+}
+
+void cnn_data_transform_release(cnn_data_transform *dt)
+{
+    free(dt->mean_img);
+    free(dt->mean_path);
+    dt->mean_img = NULL;
+    dt->mean_path = NULL;
+}
+
 cnn_status cnn_data_transform_check(const cnn_data_transform *dt, int c, int h, int w,
                                     const char *what)
 {
@@ -214,6 +269,11 @@ cnn_status cnn_data_transform_check(const cnn_data_transform *dt, int c, int h, 
     if (dt->color_cast > 0 && c > CNN_AUG_CHANNELS)
         return CNN_ERROR(CNN_ERR_CONFIG, "%s: color_cast handles 1 or 3 channels, not %d", what,
                          c);
+    if (dt->mean_img && dt->mean_c != c)
+        return CNN_ERROR(CNN_ERR_SHAPE, "%s: the mean image %s has %d channel(s), the data %d",
+                         what, dt->mean_path, dt->mean_c, c);
+    if (dt->mean_img && !cnn_data_transform_resizes(dt))
+        return mean_fits(dt, rh, rw, what);
     return CNN_OK;
 }
 
@@ -300,28 +360,50 @@ static float chan_add(const cnn_transform_draw *d, int ch)
     return ch < CNN_AUG_CHANNELS ? d->offset[ch] : 0.f;
 }
 
+/* Position v of a side of n pixels on a side of m (the same when n == m;
+ * else the nearest pixel at the same relative position). */
+static int rescaled(int v, int n, int m)
+{
+    if (n == m) return v;
+    int i = (int)(((double)v + 0.5) * m / n);
+    return i < 0 ? 0 : i < m ? i : m - 1;
+}
+
+/* Row sy of channel ch of the mean image, for a source of d->h rows. */
+static const float *mean_row(const cnn_data_transform *dt, const cnn_transform_draw *d, int ch,
+                             int sy)
+{
+    return dt->mean_img + ((size_t)ch * dt->mean_h + rescaled(sy, d->h, dt->mean_h)) *
+                              dt->mean_w;
+}
+
 /* Crop, mirror, offsets, mean and scale: integer positions, no rotation. */
-static void render_straight(const cnn_transform *t, const cnn_transform_draw *d,
+static void render_straight(const cnn_data_transform *dt, const cnn_transform_draw *d,
                             const src_view *s, int oh, int ow, float *dst)
 {
+    const cnn_transform *t = &dt->t;
     for (int ch = 0; ch < s->c; ch++) {
         float mean = cnn_transform_mean(t, ch), add = chan_add(d, ch), scale = t->scale;
         for (int y = 0; y < oh; y++) {
             const uint8_t *row = s->p + ch * s->cs + (size_t)(d->y0 + y) * s->ys;
+            const float *mrow = dt->mean_img ? mean_row(dt, d, ch, d->y0 + y) : NULL;
             float *o = dst + ((size_t)ch * oh + y) * ow;
             for (int x = 0; x < ow; x++) {
                 int sx = d->flip ? d->x0 + ow - 1 - x : d->x0 + x;
-                o[x] = ((float)row[(size_t)sx * s->xs] + add - mean) * scale;
+                float m = mrow ? mrow[rescaled(sx, d->w, dt->mean_w)] : mean;
+                o[x] = ((float)row[(size_t)sx * s->xs] + add - m) * scale;
             }
         }
     }
 }
 
 /* The same, sampled bilinearly on a window rotated by d->angle about the
- * crop's centre; positions outside the image take the nearest edge pixel. */
-static void render_rotated(const cnn_transform *t, const cnn_transform_draw *d,
+ * crop's centre; positions outside the image take the nearest edge pixel,
+ * and the mean image's pixel nearest to the position. */
+static void render_rotated(const cnn_data_transform *dt, const cnn_transform_draw *d,
                            const src_view *s, int oh, int ow, float *dst)
 {
+    const cnn_transform *t = &dt->t;
     double a = d->angle * M_PI / 180.0;
     float ca = (float)cos(a), sa = (float)sin(a);
     float hx = (float)(ow - 1) * 0.5f, hy = (float)(oh - 1) * 0.5f;
@@ -336,14 +418,16 @@ static void render_rotated(const cnn_transform *t, const cnn_transform_draw *d,
             int x0 = (int)sx, y0 = (int)sy;
             int x1 = x0 + 1 < s->w ? x0 + 1 : x0, y1 = y0 + 1 < s->h ? y0 + 1 : y0;
             float fx = sx - (float)x0, fy = sy - (float)y0;
+            int mx = dt->mean_img ? rescaled((int)lroundf(sx), d->w, dt->mean_w) : 0;
             for (int ch = 0; ch < s->c; ch++) {
                 const uint8_t *b = s->p + ch * s->cs;
                 float p00 = b[y0 * s->ys + x0 * s->xs], p01 = b[y0 * s->ys + x1 * s->xs];
                 float p10 = b[y1 * s->ys + x0 * s->xs], p11 = b[y1 * s->ys + x1 * s->xs];
                 float top = p00 + fx * (p01 - p00), bot = p10 + fx * (p11 - p10);
                 float val = top + fy * (bot - top);
-                dst[ch * plane + (size_t)y * ow + x] =
-                    (val + chan_add(d, ch) - cnn_transform_mean(t, ch)) * t->scale;
+                float m = dt->mean_img ? mean_row(dt, d, ch, (int)lroundf(sy))[mx]
+                                       : cnn_transform_mean(t, ch);
+                dst[ch * plane + (size_t)y * ow + x] = (val + chan_add(d, ch) - m) * t->scale;
             }
         }
 }
@@ -381,9 +465,9 @@ cnn_status cnn_data_transform_render(const cnn_data_transform *dt, const cnn_tra
     src_view s = make_view(src, c, d->h, d->w, hwc);
     int oh = t->crop_size ? t->crop_size : d->h, ow = t->crop_size ? t->crop_size : d->w;
     if (d->angle != 0.f)
-        render_rotated(t, d, &s, oh, ow, dst);
+        render_rotated(dt, d, &s, oh, ow, dst);
     else
-        render_straight(t, d, &s, oh, ow, dst);
+        render_straight(dt, d, &s, oh, ow, dst);
     cnn_image_free(&resized);
     return CNN_OK;
 }

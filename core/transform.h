@@ -19,7 +19,10 @@
  * cnn_transform of cnn.h) plus what only matters for data sources. */
 typedef struct cnn_data_transform {
     cnn_transform t;
-    const char *mean_file;  /* given (unsupported when the layer runs), or NULL */
+    const char *mean_file;  /* a Caffe .binaryproto mean image, or NULL (in the config) */
+    char *mean_path;        /* once loaded: a copy of mean_file, and its */
+    float *mean_img;        /* (mean_c, mean_h, mean_w) values; else NULL */
+    int mean_c, mean_h, mean_w;
     bool force_color, force_gray;
     /* Extensions; the defaults switch them off (and t.resize_shorter). */
     float jitter_min, jitter_max; /* TRAIN: resized sides x U(min, max); 1, 1: off */
@@ -43,15 +46,27 @@ typedef struct cnn_transform_draw {
 /* Reads `transform_param` from the layer message `layer`; `legacy` (may be
  * NULL) is the data_param / image_data_param message whose deprecated
  * scale, mean_file, crop_size and mirror fields apply when transform_param
- * does not set them. mean_file is recorded, not refused: a shapes-only net
- * (cnninfo) can still describe Caffe's files that use one. Bad values are
- * errors naming file:line:col. */
+ * does not set them. mean_file is only recorded: a shapes-only net (cnninfo)
+ * describes Caffe's files without reading it; a layer that runs calls
+ * cnn_data_transform_load_mean. Bad values are errors naming
+ * file:line:col. */
 cnn_status cnn_data_transform_parse(cnn_cfg *layer, cnn_cfg *legacy, cnn_data_transform *out);
+/* Reads mean_file, when given, for samples of c channels: a BlobProto of
+ * shape 1 x c x H x W (or c x H x W), as Caffe's compute_image_mean writes.
+ * As in Caffe, pixel (y, x) of the image the crop is taken from loses the
+ * mean's pixel (y, x); where that image is resized (resize_shorter, scale
+ * or aspect jitter) to a size other than the mean's, the mean is read at
+ * the same relative position (nearest pixel). */
+cnn_status cnn_data_transform_load_mean(cnn_data_transform *dt, int c);
+/* Frees what cnn_data_transform_load_mean read. */
+void cnn_data_transform_release(cnn_data_transform *dt);
 /* Checks that the transform fits samples of c x h x w; `what` names the
  * data in messages. */
 cnn_status cnn_transform_check(const cnn_transform *t, int c, int h, int w, const char *what);
 /* The same for the extended transform (also: colour augmentation needs 1
- * or 3 channels, lighting 3). */
+ * or 3 channels, lighting 3; a loaded mean image must match c, and h x w
+ * unless the transform resizes: the data layers check each image's size
+ * against it then). */
 cnn_status cnn_data_transform_check(const cnn_data_transform *dt, int c, int h, int w,
                                     const char *what);
 /* Output height/width for h x w samples. */

@@ -141,9 +141,6 @@ static cnn_status data_setup(cnn_layer *l, cnn_cfg *cfg)
         return cnn_layer_error(l, CNN_ERR_UNSUPPORTED, "backend %s is not supported (source "
                                "'%s'); use backend: IDX or CIFAR, or an ImageData layer",
                                backend_names[backend], source);
-    if (dp->tf.mean_file)
-        return cnn_layer_error(l, CNN_ERR_UNSUPPORTED, "transform_param.mean_file ('%s') is "
-                               "not supported; give mean_value per channel", dp->tf.mean_file);
     if (dp->tf.force_color || dp->tf.force_gray)
         return cnn_layer_error(l, CNN_ERR_UNSUPPORTED, "force_color / force_gray apply to "
                                "encoded images; the Data layer does not support them");
@@ -158,7 +155,8 @@ static cnn_status data_setup(cnn_layer *l, cnn_cfg *cfg)
     dp->c = dp->set->c;
     dp->h = dp->set->h;
     dp->w = dp->set->w;
-    if ((st = cnn_data_transform_check(&dp->tf, dp->c, dp->h, dp->w, source)))
+    if ((st = cnn_data_transform_load_mean(&dp->tf, dp->c)) ||
+        (st = cnn_data_transform_check(&dp->tf, dp->c, dp->h, dp->w, source)))
         return cnn_layer_error(l, st, "%s", cnn_error_message());
     int oh, ow;
     cnn_data_transform_out(&dp->tf, dp->h, dp->w, &oh, &ow);
@@ -213,6 +211,7 @@ static void data_destroy(cnn_layer *l)
     if (p) {
         cnn_loader_free(p->loader); /* joins the workers before the data goes */
         cnn_dataset_free(p->set);
+        cnn_data_transform_release(&p->tf);
     }
     free(p);
     l->priv = NULL;

@@ -64,6 +64,10 @@ static cnn_status check_size(const image_data_priv *p, size_t i, int h, int w)
     const cnn_data_transform *tf = &p->tf;
     int crop = tf->t.crop_size, rh, rw;
     char at[1200];
+    if (tf->mean_img && !cnn_data_transform_resizes(tf) && (h != tf->mean_h || w != tf->mean_w))
+        return CNN_ERROR(CNN_ERR_SHAPE, "%s: a %dx%d image, but the mean image %s is %dx%d; "
+                         "set new_height and new_width to resize%s", d->paths[i], h, w,
+                         tf->mean_path, tf->mean_h, tf->mean_w, where(d, i, at, sizeof at));
     if (crop && cnn_data_transform_resizes(tf)) return CNN_OK; /* resized to fit the crop */
     if (crop && (h < crop || w < crop))
         return CNN_ERROR(CNN_ERR_SHAPE, "%s: a %dx%d image is smaller than crop_size %d%s",
@@ -240,9 +244,8 @@ static cnn_status image_data_setup(cnn_layer *l, cnn_cfg *cfg)
     ip->h = new_h;
     ip->w = new_w;
     if (l->shapes_only) return shapes_only_setup(l, ip, source, root);
-    if (ip->tf.mean_file)
-        return cnn_layer_error(l, CNN_ERR_UNSUPPORTED, "transform_param.mean_file ('%s') is "
-                               "not supported; give mean_value per channel", ip->tf.mean_file);
+    if ((st = cnn_data_transform_load_mean(&ip->tf, ip->c)))
+        return cnn_layer_error(l, st, "%s", cnn_error_message());
     CNN_TRY(open_set(l, ip, source, root, labels_file));
     cnn_rng skip_rng;
     cnn_rng_seed(&skip_rng, seed ^ 0x5c1bULL);
@@ -295,6 +298,7 @@ static void image_data_destroy(cnn_layer *l)
         cnn_loader_free(p->loader); /* joins the workers before the list goes */
         cnn_dataset_free(p->set);
         free(p->bad);
+        cnn_data_transform_release(&p->tf);
     }
     free(p);
     l->priv = NULL;

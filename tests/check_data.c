@@ -431,8 +431,8 @@ START_TEST(test_data_errors)
     expect_build_error(data_proto("", "crop_size: 7"), false, CNN_ERR_SHAPE, "crop_size 7");
     expect_build_error(data_proto("", "mean_value: 1 mean_value: 2"), false, CNN_ERR_CONFIG,
                        "2 mean_value entries for 1 channels");
-    expect_build_error(data_proto("", "mean_file: 'mean.binaryproto'"), false,
-                       CNN_ERR_UNSUPPORTED, "mean_file");
+    expect_build_error(data_proto("", "mean_file: 'no/mean.binaryproto'"), false, CNN_ERR_IO,
+                       "no/mean.binaryproto: cannot open");
     expect_build_error(data_proto("bogus: 1", ""), false, CNN_ERR_CONFIG, "bogus");
     expect_build_error(data_proto("threads: -1", ""), false, CNN_ERR_CONFIG, "threads");
     char proto[1024];
@@ -1025,6 +1025,156 @@ START_TEST(test_image_data_errors)
 }
 END_TEST
 
+/* ---- mean_file --------------------------------------------------------------------- */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        p[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        p[n++] |= v ? 0x80 : 0;
+    } while (v);
+    return n;
+}
+
+/* Writes a Caffe .binaryproto BlobProto of shape n x c x h x w: Caffe's
+ * legacy num/channels/height/width fields, or (shape_field) a BlobShape;
+ * then the values as packed floats. Returns the file's size. */
+static size_t write_blobproto(const char *name, int n, int c, int h, int w, const float *v,
+                              bool shape_field)
+{
+    size_t count = (size_t)n * c * h * w;
+    uint8_t *buf = malloc(64 + count * 4), *p = buf;
+    int dim[4] = {n, c, h, w};
+    if (shape_field) {
+        uint8_t dims[40];
+        size_t nd = 0;
+        for (int i = 0; i < 4; i++) nd += put_varint(dims + nd, (uint64_t)dim[i]);
+        *p++ = 7 << 3 | 2; /* shape: BlobShape { dim = 1 (packed) } */
+        p += put_varint(p, nd + 2);
+        *p++ = 1 << 3 | 2;
+        p += put_varint(p, nd);
+        memcpy(p, dims, nd);
+        p += nd;
+    } else {
+        for (int i = 0; i < 4; i++) {
+            *p++ = (uint8_t)((i + 1) << 3); /* num, channels, height, width: varints */
+            p += put_varint(p, (uint64_t)dim[i]);
+        }
+    }
+    *p++ = 5 << 3 | 2; /* data: packed floats */
+    p += put_varint(p, count * 4);
+    memcpy(p, v, count * 4);
+    p += count * 4;
+    write_bytes(tpath(name), false, buf, (size_t)(p - buf));
+    free(buf);
+    return (size_t)(p - buf);
+}
+
+/* The mean image of the IDX test set's pattern: pix(i, y, x) - i * 25. */
+static void write_pattern_mean(const char *name, int c, int h, int w, bool shape_field)
+{
+    float v[3 * IH * IW];
+    for (int i = 0; i < c * h * w; i++) v[i] = (float)pix(0, i / w % h, i % w);
+    write_blobproto(name, 1, c, h, w, v, shape_field);
+}
+
+/* Every value of each sample equals (25 * image - 0) * scale only when the
+ * mean image is subtracted at the source pixel the crop and mirror read. */
+START_TEST(test_mean_file)
+{
+    write_mnist_like(false, "images.idx", "labels.idx");
+    write_pattern_mean("mean.binaryproto", 1, IH, IW, false);
+    write_pattern_mean("shape.binaryproto", 1, IH, IW, true);
+    char tf[600];
+    snprintf(tf, sizeof tf, "crop_size: 3 mirror: true scale: 0.5 mean_file: '%s'",
+             tpath("mean.binaryproto"));
+    cnn_net *n = cnn_test_net(data_proto("", tf), CNN_TRAIN);
+    expect_shape(n, "data", "4x1x3x3");
+    for (int b = 0; b < 6; b++) {
+        forward(n);
+        const float *d = cnn_net_blob(n, "data")->data;
+        for (int j = 0; j < 4; j++)
+            for (int p = 0; p < 9; p++)
+                ck_assert_float_eq(d[j * 9 + p], 25.f * ((b * 4 + j) % NIMG) * 0.5f);
+    }
+    cnn_net_free(n);
+    snprintf(tf, sizeof tf, "mean_file: '%s'", tpath("shape.binaryproto"));
+    n = cnn_test_net(data_proto("", tf), CNN_TEST);
+    forward(n);
+    const float *d = cnn_net_blob(n, "data")->data;
+    for (int p = 0; p < 4 * IH * IW; p++) ck_assert_float_eq(d[p], 25.f * (p / (IH * IW)));
+    cnn_net_free(n);
+}
+END_TEST
+
+START_TEST(test_mean_file_errors)
+{
+    write_mnist_like(false, "images.idx", "labels.idx");
+    char tf[600], want[600];
+    float v[2 * 3 * IH * IW] = {0};
+    struct {
+        int n, c, h, w;
+        const char *needle;
+    } bad[] = {
+        {1, 3, IH, IW, "has 3 channel(s), the data 1"},
+        {1, 1, IH - 1, IW, "5x6 images, but the mean image"},
+        {2, 1, IH, IW, "1 x C x H x W was expected, not 2x1x5x6"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_blobproto("m.binaryproto", bad[i].n, bad[i].c, bad[i].h, bad[i].w, v, false);
+        snprintf(tf, sizeof tf, "mean_file: '%s'", tpath("m.binaryproto"));
+        expect_build_error(data_proto("", tf), false, CNN_ERR_SHAPE, bad[i].needle);
+    }
+    /* Truncated: the packed floats end early. */
+    size_t size = write_blobproto("m.binaryproto", 1, 1, IH, IW, v, false);
+    ck_assert_int_eq(truncate(tpath("m.binaryproto"), (off_t)size - 5), 0);
+    snprintf(want, sizeof want, "%s: byte", tpath("m.binaryproto"));
+    expect_build_error(data_proto("", tf), false, CNN_ERR_FORMAT, want);
+    expect_build_error(data_proto("", tf), false, CNN_ERR_FORMAT, "not a .binaryproto?");
+    write_bytes(tpath("m.binaryproto"), false, "", 0);
+    expect_build_error(data_proto("", tf), false, CNN_ERR_FORMAT, "empty file");
+    snprintf(tf, sizeof tf, "mean_value: 1 mean_file: '%s'", tpath("m.binaryproto"));
+    expect_build_error(data_proto("", tf), false, CNN_ERR_CONFIG, "not both");
+}
+END_TEST
+
+/* ImageData: resized images read the mean at the same relative position;
+ * images of another size than the mean are an error naming them. */
+START_TEST(test_image_data_mean_file)
+{
+    write_solid_png("a.png", 8, 6, 200, 100, 0);
+    write_solid_png("b.png", 12, 9, 200, 100, 0);
+    write_text("list.txt", "a.png 0\nb.png 1\n");
+    float v[3 * 4 * 4];
+    for (int i = 0; i < 48; i++) v[i] = i < 16 ? 200.f : i < 32 ? 100.f : 0.f;
+    write_blobproto("m.binaryproto", 1, 3, 4, 4, v, false);
+    char tf[600];
+    for (int rotate = 0; rotate < 2; rotate++) {
+        snprintf(tf, sizeof tf, "resize_shorter: 5 crop_size: 5 mirror: true %s mean_file: "
+                 "'%s'", rotate ? "max_rotation: 10" : "", tpath("m.binaryproto"));
+        cnn_net *n = cnn_test_net(image_proto("batch_size: 2", tf), CNN_TRAIN);
+        for (int b = 0; b < 3; b++) {
+            forward(n);
+            const cnn_tensor *d = cnn_net_blob(n, "data");
+            for (size_t i = 0; i < d->count; i++) ck_assert_float_eq(d->data[i], 0.f);
+        }
+        cnn_net_free(n);
+    }
+    snprintf(tf, sizeof tf, "crop_size: 4 mean_file: '%s'", tpath("m.binaryproto"));
+    expect_build_error(image_proto("", tf), false, CNN_ERR_SHAPE,
+                       "a.png: 8x6 images, but the mean image");
+    write_solid_png("c.png", 4, 4, 200, 100, 0);
+    write_text("list.txt", "c.png 0\na.png 1\n");
+    cnn_net *n = cnn_test_net(image_proto("batch_size: 2", tf), CNN_TRAIN);
+    ck_assert_int_eq(cnn_net_forward(n, NULL), CNN_ERR_SHAPE);
+    ck_assert_msg(strstr(cnn_error_message(), "a.png: a 8x6 image, but the mean image"), "%s",
+                  cnn_error_message());
+    cnn_net_free(n);
+}
+END_TEST
+
 /* ---- export ---------------------------------------------------------------------- */
 
 START_TEST(test_export)
@@ -1113,6 +1263,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_resize_crop);
     tcase_add_test(tc, test_image_data);
     tcase_add_test(tc, test_image_data_errors);
+    tcase_add_test(tc, test_mean_file);
+    tcase_add_test(tc, test_mean_file_errors);
+    tcase_add_test(tc, test_image_data_mean_file);
     tcase_add_test(tc, test_export);
     tcase_add_test(tc, test_fashion_mnist_headers);
     suite_add_tcase(s, tc);
