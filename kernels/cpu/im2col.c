@@ -96,7 +96,7 @@ typedef struct {
     size_t ohw, ld, hw;
 } geom;
 
-/* Copies a plane into the middle of a zeroed (h + 2ph, w + 2pw) buffer. */
+/* Copies a plane into the middle of an (h + 2ph, w + 2pw) buffer, zeroing its border. */
 static void pad_plane(const geom *g, const float *restrict plane, float *restrict pad)
 {
     int pwid = g->w + 2 * g->pw;
