@@ -15,7 +15,9 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
-OPT := $(if $(DEBUG),-O0 -g,-O3 -march=x86-64-v2 -g)
+# -fno-trapping-math: we never unmask floating-point traps, and without it
+# GCC keeps a branch in every float select (ReLU: 9x slower on random signs).
+OPT := $(if $(DEBUG),-O0 -g,-O3 -march=x86-64-v2 -fno-trapping-math -g)
 CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
           -MMD -MP -I. -Icore $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lz -lm -lpthread -fopenmp
