@@ -158,7 +158,29 @@ cnn_status cnn_transform_check(const cnn_transform *t, int c, int h, int w, cons
     return CNN_OK;
 }
 
-cnn_status cnn_transform_parse(cnn_cfg *layer, cnn_transform *out)
+/* t's mean_value from the per-channel averages of the mean image in `path`. */
+static cnn_status channel_means(const char *path, cnn_transform *t)
+{
+    cnn_data_transform dt = {.mean_file = path};
+    cnn_status st = cnn_data_transform_load_mean(&dt, -1);
+    if (st) return st;
+    if (dt.mean_c > CNN_MAX_MEAN) {
+        st = CNN_ERROR(CNN_ERR_SHAPE, "%s: a mean image of %d channels; at most %d are "
+                       "supported", path, dt.mean_c, CNN_MAX_MEAN);
+    } else {
+        size_t plane = (size_t)dt.mean_h * dt.mean_w;
+        for (int c = 0; c < dt.mean_c; c++) {
+            double s = 0;
+            for (size_t i = 0; i < plane; i++) s += dt.mean_img[c * plane + i];
+            t->mean[c] = (float)(s / (double)plane);
+        }
+        t->n_mean = dt.mean_c;
+    }
+    cnn_data_transform_release(&dt);
+    return st;
+}
+
+cnn_status cnn_transform_parse(cnn_cfg *layer, bool read_mean, cnn_transform *out)
 {
     cnn_data_transform d;
     *out = (cnn_transform){.scale = 1};
@@ -167,15 +189,12 @@ cnn_status cnn_transform_parse(cnn_cfg *layer, cnn_transform *out)
     if (st) return st;
     cnn_cfg *tp = NULL;
     cnn_cfg_message(layer, "transform_param", &tp);
-    if (d.mean_file)
-        return cnn_cfg_error(cnn_cfg_get(tp, "mean_file"), CNN_ERR_UNSUPPORTED,
-                             "mean_file is read by the data layers (Data, ImageData) only; "
-                             "give mean_value per channel here");
     for (int i = 0; tp && ext_keys[i]; i++)
         if (cnn_cfg_count(tp, ext_keys[i]))
             return cnn_cfg_error(cnn_cfg_get(tp, ext_keys[i]), CNN_ERR_UNSUPPORTED,
                                  "%s is a data-layer extension (Data, ImageData); this layer "
                                  "cannot use it", ext_keys[i]);
+    if (d.mean_file && read_mean && (st = channel_means(d.mean_file, &d.t))) return st;
     *out = d.t;
     return CNN_OK;
 }
@@ -240,7 +259,7 @@ cnn_status cnn_data_transform_load_mean(cnn_data_transform *dt, int c)
         cnn_data_transform_release(dt);
         return CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", dt->mean_file);
     }
-    if (dt->mean_c != c) {
+    if (c >= 0 && dt->mean_c != c) {
         st = CNN_ERROR(CNN_ERR_SHAPE, "%s: the mean image has %d channel(s), the data %d",
                        dt->mean_file, dt->mean_c, c);
         cnn_data_transform_release(dt);

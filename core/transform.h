@@ -51,8 +51,9 @@ typedef struct cnn_transform_draw {
  * cnn_data_transform_load_mean. Bad values are errors naming
  * file:line:col. */
 cnn_status cnn_data_transform_parse(cnn_cfg *layer, cnn_cfg *legacy, cnn_data_transform *out);
-/* Reads mean_file, when given, for samples of c channels: a BlobProto of
- * shape 1 x c x H x W (or c x H x W), as Caffe's compute_image_mean writes.
+/* Reads mean_file, when given, for samples of c channels (any number when
+ * c < 0): a BlobProto of shape 1 x c x H x W (or c x H x W), as Caffe's
+ * compute_image_mean writes.
  * As in Caffe, pixel (y, x) of the image the crop is taken from loses the
  * mean's pixel (y, x); where that image is resized (resize_shorter, scale
  * or aspect jitter) to a size other than the mean's, the mean is read at
@@ -101,9 +102,12 @@ cnn_status cnn_data_transform_apply(const cnn_data_transform *dt, const uint8_t 
 void cnn_data_transform_lighting(const cnn_data_transform *dt, const float alpha[3],
                                  float out[3]);
 /* Reads `transform_param` from a layer message (absent: identity), as the
- * Input layer and the tools need it: mean_file and the data-layer
- * extensions are refused (clear error). */
-cnn_status cnn_transform_parse(cnn_cfg *layer, cnn_transform *out);
+ * Input layer and the tools need it: the data-layer extensions are refused
+ * (clear error). A mean_file becomes its per-channel averages (mean_value),
+ * as Caffe's classification example uses a mean image: the tools resize
+ * whole images to the input, so no pixel of the mean lines up with them;
+ * the file is read only when `read_mean` (not for a shapes-only net). */
+cnn_status cnn_transform_parse(cnn_cfg *layer, bool read_mean, cnn_transform *out);
 /* Mean of channel c (0 when no mean is given). */
 static inline float cnn_transform_mean(const cnn_transform *t, int c)
 {

@@ -467,7 +467,7 @@ cnn_status cnn_vis_model_transform(const char *model, const char *layer, cnn_pha
         }
         if (!inc) continue;
         *found = cnn_cfg_count(l, "transform_param") > 0;
-        CNN_TRY(cnn_transform_parse(l, out));
+        CNN_TRY(cnn_transform_parse(l, true, out));
         break;
     }
 fail:

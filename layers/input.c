@@ -21,7 +21,7 @@ static cnn_status input_setup(cnn_layer *l, cnn_cfg *cfg)
     CNN_TRY(cnn_layer_alloc_priv(l, sizeof(input_priv)));
     input_priv *ip = l->priv;
     ip->has_transform = cnn_cfg_count(cfg, "transform_param") > 0;
-    CNN_TRY(cnn_transform_parse(cfg, &ip->transform));
+    CNN_TRY(cnn_transform_parse(cfg, !l->shapes_only, &ip->transform));
     CNN_TRY(cnn_cfg_message(cfg, "input_param", &p));
     if (!p) return cnn_layer_error(l, CNN_ERR_CONFIG, "input_param { shape { dim … } } missing");
     ip->n_shapes = cnn_cfg_count(p, "shape");

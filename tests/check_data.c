@@ -1175,6 +1175,36 @@ START_TEST(test_image_data_mean_file)
 }
 END_TEST
 
+/* Input layers (the tools' preprocessing) take a mean image's per-channel
+ * averages, as Caffe's classification example does; cnninfo does not read it. */
+START_TEST(test_input_mean_file)
+{
+    float v[5 * 2 * 3];
+    for (int i = 0; i < 30; i++) v[i] = (float)(i / 6 * 10 + i % 6); /* channel c: 10c + 0..5 */
+    write_blobproto("m.binaryproto", 1, 3, 2, 3, v, false);
+    char proto[800];
+    const char *fmt = "layer { name: 'in' type: 'Input' top: 'x'\n"
+                      "  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } }\n"
+                      "  transform_param { scale: 2 mean_file: '%s' } }\n";
+    snprintf(proto, sizeof proto, fmt, tpath("m.binaryproto"));
+    cnn_net *n = cnn_test_net(proto, CNN_TEST);
+    cnn_transform tf;
+    ck_assert(cnn_net_input_transform(n, "x", &tf));
+    ck_assert_int_eq(tf.n_mean, 3);
+    for (int c = 0; c < 3; c++) ck_assert_float_eq(tf.mean[c], 10.f * c + 2.5f);
+    ck_assert_float_eq(tf.scale, 2.f);
+    cnn_net_free(n);
+    write_blobproto("m.binaryproto", 1, 5, 2, 3, v, false);
+    expect_build_error(proto, false, CNN_ERR_SHAPE, "a mean image of 5 channels; at most 4");
+    snprintf(proto, sizeof proto, fmt, tpath("none.binaryproto"));
+    expect_build_error(proto, false, CNN_ERR_IO, "none.binaryproto: cannot open");
+    cnn_status st;
+    n = build(proto, CNN_TEST, true, &st);
+    ck_assert_msg(st == CNN_OK, "shapes only: %s", cnn_error_message());
+    cnn_net_free(n);
+}
+END_TEST
+
 /* ---- export ---------------------------------------------------------------------- */
 
 START_TEST(test_export)
@@ -1266,6 +1296,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_mean_file);
     tcase_add_test(tc, test_mean_file_errors);
     tcase_add_test(tc, test_image_data_mean_file);
+    tcase_add_test(tc, test_input_mean_file);
     tcase_add_test(tc, test_export);
     tcase_add_test(tc, test_fashion_mnist_headers);
     suite_add_tcase(s, tc);
