@@ -223,14 +223,14 @@ void cnn_data_transform_out(const cnn_data_transform *dt, int h, int w, int *oh,
     if (dt->t.crop_size) *oh = *ow = dt->t.crop_size;
 }
 
-/* Without resizing, the mean image must have the images' size (Caffe's
- * rule: it is subtracted pixel by pixel before the crop). */
-static cnn_status mean_fits(const cnn_data_transform *dt, int h, int w, const char *what)
+cnn_status cnn_data_transform_check_mean_size(const cnn_data_transform *dt, int h, int w,
+                                              const char *what)
 {
-    if (h == dt->mean_h && w == dt->mean_w) return CNN_OK;
-    return CNN_ERROR(CNN_ERR_SHAPE, "%s: %dx%d images, but the mean image %s is %dx%d (give "
-                     "images of its size, or resize them: new_height/new_width or "
-                     "resize_shorter)", what, h, w, dt->mean_path, dt->mean_h, dt->mean_w);
+    if (!dt->mean_img || dt->t.resize_shorter > 0 || (h == dt->mean_h && w == dt->mean_w))
+        return CNN_OK;
+    return CNN_ERROR(CNN_ERR_SHAPE, "%s: %dx%d pixels, but the mean image %s is %dx%d (give a "
+                     "mean of the images' size, or resize them to its size)", what, h, w,
+                     dt->mean_path, dt->mean_h, dt->mean_w);
 }
 
 cnn_status cnn_data_transform_load_mean(cnn_data_transform *dt, int c)
@@ -259,6 +259,7 @@ cnn_status cnn_data_transform_load_mean(cnn_data_transform *dt, int c)
         cnn_data_transform_release(dt);
         return CNN_ERROR(CNN_ERR_MEMORY, "%s: out of memory", dt->mean_file);
     }
+    dt->mean_file = dt->mean_path; /* the config's copy goes once the net is built */
     if (c >= 0 && dt->mean_c != c) {
         st = CNN_ERROR(CNN_ERR_SHAPE, "%s: the mean image has %d channel(s), the data %d",
                        dt->mean_file, dt->mean_c, c);
@@ -269,6 +270,7 @@ cnn_status cnn_data_transform_load_mean(cnn_data_transform *dt, int c)
 
 void cnn_data_transform_release(cnn_data_transform *dt)
 {
+    if (dt->mean_file == dt->mean_path) dt->mean_file = NULL;
     free(dt->mean_img);
     free(dt->mean_path);
     dt->mean_img = NULL;
@@ -291,9 +293,7 @@ cnn_status cnn_data_transform_check(const cnn_data_transform *dt, int c, int h, 
     if (dt->mean_img && dt->mean_c != c)
         return CNN_ERROR(CNN_ERR_SHAPE, "%s: the mean image %s has %d channel(s), the data %d",
                          what, dt->mean_path, dt->mean_c, c);
-    if (dt->mean_img && !cnn_data_transform_resizes(dt))
-        return mean_fits(dt, rh, rw, what);
-    return CNN_OK;
+    return cnn_data_transform_check_mean_size(dt, h, w, what);
 }
 
 void cnn_data_transform_lighting(const cnn_data_transform *dt, const float alpha[3],

@@ -19,8 +19,9 @@
  * cnn_transform of cnn.h) plus what only matters for data sources. */
 typedef struct cnn_data_transform {
     cnn_transform t;
-    const char *mean_file;  /* a Caffe .binaryproto mean image, or NULL (in the config) */
-    char *mean_path;        /* once loaded: a copy of mean_file, and its */
+    const char *mean_file;  /* a Caffe .binaryproto mean image, or NULL; points into
+                               the config until loaded, then to mean_path */
+    char *mean_path;        /* once loaded: an owned copy of the path, and the */
     float *mean_img;        /* (mean_c, mean_h, mean_w) values; else NULL */
     int mean_c, mean_h, mean_w;
     bool force_color, force_gray;
@@ -55,9 +56,10 @@ cnn_status cnn_data_transform_parse(cnn_cfg *layer, cnn_cfg *legacy, cnn_data_tr
  * c < 0): a BlobProto of shape 1 x c x H x W (or c x H x W), as Caffe's
  * compute_image_mean writes.
  * As in Caffe, pixel (y, x) of the image the crop is taken from loses the
- * mean's pixel (y, x); where that image is resized (resize_shorter, scale
- * or aspect jitter) to a size other than the mean's, the mean is read at
- * the same relative position (nearest pixel). */
+ * mean's pixel (y, x). Without resize_shorter the images must have the
+ * mean's size; where they are resized (resize_shorter, or the TRAIN-time
+ * scale and aspect jitter) to another size, the mean is read at the same
+ * relative position (nearest pixel). */
 cnn_status cnn_data_transform_load_mean(cnn_data_transform *dt, int c);
 /* Frees what cnn_data_transform_load_mean read. */
 void cnn_data_transform_release(cnn_data_transform *dt);
@@ -66,10 +68,12 @@ void cnn_data_transform_release(cnn_data_transform *dt);
 cnn_status cnn_transform_check(const cnn_transform *t, int c, int h, int w, const char *what);
 /* The same for the extended transform (also: colour augmentation needs 1
  * or 3 channels, lighting 3; a loaded mean image must match c, and h x w
- * unless the transform resizes: the data layers check each image's size
- * against it then). */
+ * unless resize_shorter is set). */
 cnn_status cnn_data_transform_check(const cnn_data_transform *dt, int c, int h, int w,
                                     const char *what);
+/* Error unless h x w images fit the loaded mean image (see above). */
+cnn_status cnn_data_transform_check_mean_size(const cnn_data_transform *dt, int h, int w,
+                                              const char *what);
 /* Output height/width for h x w samples. */
 static inline int cnn_transform_out(const cnn_transform *t, int size)
 {

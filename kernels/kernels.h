@@ -36,7 +36,8 @@ void cnn_k_col2im(const float *col, int c, int h, int w, int kh, int kw, int ph,
 /* ---- batched im2col, pooling, LRN (kernels/cpu/{im2col,pool,lrn}.c) ----- */
 
 /* Unfolds n images (n, C, H, W) into col (C*kh*kw, n*oh*ow), image i in
- * columns [i*oh*ow, (i+1)*oh*ow), so one GEMM covers the whole batch. */
+ * columns [i*oh*ow, (i+1)*oh*ow), so one GEMM covers the whole batch.
+ * Writes nothing when the dilated kernel does not fit the padded input. */
 void cnn_k_im2col_batch(const float *im, int n, int c, int h, int w, int kh, int kw,
                         int ph, int pw, int sh, int sw, int dh, int dw, float *col);
 /* The adjoint of cnn_k_im2col_batch; im (n, C, H, W) is overwritten. */

@@ -64,10 +64,8 @@ static cnn_status check_size(const image_data_priv *p, size_t i, int h, int w)
     const cnn_data_transform *tf = &p->tf;
     int crop = tf->t.crop_size, rh, rw;
     char at[1200];
-    if (tf->mean_img && !cnn_data_transform_resizes(tf) && (h != tf->mean_h || w != tf->mean_w))
-        return CNN_ERROR(CNN_ERR_SHAPE, "%s: a %dx%d image, but the mean image %s is %dx%d; "
-                         "set new_height and new_width to resize%s", d->paths[i], h, w,
-                         tf->mean_path, tf->mean_h, tf->mean_w, where(d, i, at, sizeof at));
+    if (cnn_data_transform_check_mean_size(tf, h, w, d->paths[i]))
+        return CNN_ERROR(CNN_ERR_SHAPE, "%s%s", cnn_error_message(), where(d, i, at, sizeof at));
     if (crop && cnn_data_transform_resizes(tf)) return CNN_OK; /* resized to fit the crop */
     if (crop && (h < crop || w < crop))
         return CNN_ERROR(CNN_ERR_SHAPE, "%s: a %dx%d image is smaller than crop_size %d%s",

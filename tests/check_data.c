@@ -1067,9 +1067,10 @@ static size_t write_blobproto(const char *name, int n, int c, int h, int w, cons
     p += put_varint(p, count * 4);
     memcpy(p, v, count * 4);
     p += count * 4;
-    write_bytes(tpath(name), false, buf, (size_t)(p - buf));
+    size_t size = (size_t)(p - buf);
+    write_bytes(tpath(name), false, buf, size);
     free(buf);
-    return (size_t)(p - buf);
+    return size;
 }
 
 /* The mean image of the IDX test set's pattern: pix(i, y, x) - i * 25. */
@@ -1119,7 +1120,7 @@ START_TEST(test_mean_file_errors)
         const char *needle;
     } bad[] = {
         {1, 3, IH, IW, "has 3 channel(s), the data 1"},
-        {1, 1, IH - 1, IW, "5x6 images, but the mean image"},
+        {1, 1, IH - 1, IW, "5x6 pixels, but the mean image"},
         {2, 1, IH, IW, "1 x C x H x W was expected, not 2x1x5x6"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -1127,6 +1128,12 @@ START_TEST(test_mean_file_errors)
         snprintf(tf, sizeof tf, "mean_file: '%s'", tpath("m.binaryproto"));
         expect_build_error(data_proto("", tf), false, CNN_ERR_SHAPE, bad[i].needle);
     }
+    /* TRAIN-time jitter alone does not excuse a mean of another size. */
+    write_blobproto("m.binaryproto", 1, 1, IH - 1, IW, v, false);
+    snprintf(tf, sizeof tf, "crop_size: 3 scale_jitter_max: 1.2 mean_file: '%s'",
+             tpath("m.binaryproto"));
+    expect_build_error(data_proto("", tf), false, CNN_ERR_SHAPE, "5x6 pixels, but the mean");
+    snprintf(tf, sizeof tf, "mean_file: '%s'", tpath("m.binaryproto"));
     /* Truncated: the packed floats end early. */
     size_t size = write_blobproto("m.binaryproto", 1, 1, IH, IW, v, false);
     ck_assert_int_eq(truncate(tpath("m.binaryproto"), (off_t)size - 5), 0);
@@ -1162,14 +1169,41 @@ START_TEST(test_image_data_mean_file)
         }
         cnn_net_free(n);
     }
+    /* Blocky 10x12 images and a 5x6 mean of the blocks' values: with
+     * resize_shorter the mean is read at the same relative position, so every
+     * output is 0, through crops and mirrors too. */
+    cnn_image im;
+    ck_assert_int_eq(cnn_image_alloc(&im, 10, 12, 3), CNN_OK);
+    float blocks[3 * 5 * 6];
+    for (int y = 0; y < 10; y++)
+        for (int x = 0; x < 12; x++)
+            for (int c = 0; c < 3; c++) {
+                int value = 20 * (y / 2) + 3 * (x / 2) + 50 * c;
+                im.data[(y * 12 + x) * 3 + c] = (uint8_t)value;
+                blocks[(c * 5 + y / 2) * 6 + x / 2] = (float)value;
+            }
+    ck_assert_int_eq(cnn_image_write_png(tpath("blocky.png"), &im), CNN_OK);
+    cnn_image_free(&im);
+    write_text("list.txt", "blocky.png 0\n");
+    write_blobproto("blocks.binaryproto", 1, 3, 5, 6, blocks, true);
+    for (int train = 0; train < 2; train++) {
+        snprintf(tf, sizeof tf, "resize_shorter: 10 %s mean_file: '%s'",
+                 train ? "crop_size: 6 mirror: true" : "", tpath("blocks.binaryproto"));
+        cnn_net *n = cnn_test_net(image_proto("batch_size: 4", tf), train ? CNN_TRAIN : CNN_TEST);
+        forward(n);
+        const cnn_tensor *d = cnn_net_blob(n, "data");
+        for (size_t i = 0; i < d->count; i++) ck_assert_float_eq(d->data[i], 0.f);
+        cnn_net_free(n);
+    }
+    write_text("list.txt", "a.png 0\nb.png 1\n");
     snprintf(tf, sizeof tf, "crop_size: 4 mean_file: '%s'", tpath("m.binaryproto"));
     expect_build_error(image_proto("", tf), false, CNN_ERR_SHAPE,
-                       "a.png: 8x6 images, but the mean image");
+                       "a.png: 8x6 pixels, but the mean image");
     write_solid_png("c.png", 4, 4, 200, 100, 0);
     write_text("list.txt", "c.png 0\na.png 1\n");
     cnn_net *n = cnn_test_net(image_proto("batch_size: 2", tf), CNN_TRAIN);
     ck_assert_int_eq(cnn_net_forward(n, NULL), CNN_ERR_SHAPE);
-    ck_assert_msg(strstr(cnn_error_message(), "a.png: a 8x6 image, but the mean image"), "%s",
+    ck_assert_msg(strstr(cnn_error_message(), "a.png: 8x6 pixels, but the mean image"), "%s",
                   cnn_error_message());
     cnn_net_free(n);
 }

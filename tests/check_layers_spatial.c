@@ -215,6 +215,30 @@ static double naive_conv(const float *x, const float *wt, int c, int h, int w, i
     return s;
 }
 
+/* Planes too big for im2col's padded stack copy (over 16384 floats padded)
+ * take its tap-by-tap path: forward values against direct loops. */
+START_TEST(conv_large_plane)
+{
+    enum { C = 2, H = 130, W = 130, K = 3, O = 2 };
+    cnn_net *net = cnn_test_net(IN("dim: 1 dim: 2 dim: 130 dim: 130")
+                                CONV("num_output: 2 kernel_size: 3 pad: 1"), CNN_TRAIN);
+    cnn_tensor *x = cnn_net_blob(net, "x"), *y = cnn_net_blob(net, "y");
+    cnn_tensor *wt = cnn_net_param(net, "l", 0), *b = cnn_net_param(net, "l", 1);
+    cnn_test_fill_uniform(x, -1, 1, 6);
+    ck_assert_int_eq(cnn_net_forward(net, NULL), CNN_OK);
+    for (int o = 0; o < O; o++)
+        for (int p = 0; p < H * W; p += 97) {
+            double want = naive_conv(x->data, wt->data, C, H, W, K, 1, 0, o, p / W, p % W) +
+                          b->data[o];
+            expect_near(y->data[(size_t)o * H * W + p], want, 1e-4, "y", p);
+        }
+    for (int p = 0; p < W; p++) /* the first row: its taps reach into the padding */
+        expect_near(y->data[p], naive_conv(x->data, wt->data, C, H, W, K, 1, 0, 0, 0, p) +
+                                    b->data[0], 1e-4, "y", p);
+    cnn_net_free(net);
+}
+END_TEST
+
 /* Images big enough that the batch is unfolded in several chunks: forward
  * and all gradients against direct loops. */
 START_TEST(conv_chunked_batch)
@@ -617,6 +641,7 @@ static Suite *suite(void)
     tcase_add_test(tc, conv_forward_values);
     tcase_add_test(tc, conv_output_shapes);
     tcase_add_test(tc, conv_chunked_batch);
+    tcase_add_test(tc, conv_large_plane);
     tcase_add_test(tc, conv_errors);
     suite_add_tcase(s, tc);
     tc = tcase_create("inner_product");

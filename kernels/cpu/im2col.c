@@ -17,10 +17,12 @@
 /* Images unfolded together by one job of the tap-by-tap path. */
 #define IMG_TILE 8
 
-/* Output extent of a convolution along one axis (<= 0 when none fits). */
+/* Output extent of a convolution along one axis (0 when the dilated kernel
+ * does not fit the padded input). */
 static int out_size(int in, int k, int pad, int stride, int dil)
 {
-    return (in + 2 * pad - (dil * (k - 1) + 1)) / stride + 1;
+    int span = in + 2 * pad - (dil * (k - 1) + 1);
+    return span < 0 ? 0 : span / stride + 1;
 }
 
 /* For kernel column offset x0 (= kj*dil - pad), the output columns [*lo, *hi)
@@ -86,8 +88,9 @@ static inline void fold(const float *restrict src, int w, int ow, int sh, int sw
 }
 
 /* Largest zero-padded plane (floats) kept on the stack: 64 KB, so that it
- * stays in L1/L2 while every tap reads it. Bigger padded planes take the
- * tap-by-tap path, which clips each row to the image instead. */
+ * stays in L1/L2 while every tap reads it (threads need that much stack to
+ * spare: glibc's and libgomp's default stacks are megabytes). Bigger padded
+ * planes take the tap-by-tap path, which clips each row to the image. */
 #define PAD_MAX 16384
 
 /* The geometry of one unfolding, shared by the helpers below. */
