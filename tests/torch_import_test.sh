@@ -106,6 +106,9 @@ layers = [
 ]
 with open(T + "/v1.caffemodel", "wb") as f:
     f.write(ld(1, b"tiny") + b"".join(ld(2, l) for l in layers))
+# A Caffe mean image (BGR averages 104, 117, 123 over a 2x2 image).
+with open(T + "/mean.binaryproto", "wb") as f:
+    f.write(blob([1, 3, 2, 2], [103, 105, 104, 104, 117, 117, 116, 118, 123, 123, 123, 123]))
 with open(T + "/expect.json", "w") as f:
     json.dump({"w": w, "ipw": ipw}, f)
 EOF
@@ -164,6 +167,12 @@ expect_fail "absent.caffemodel: cannot open: No such file" \
 [ -e "$T/x.safetensors" ] && bad "a failed conversion left its output" || ok "no output on failure"
 bin/cnnconvert "$T/torch.safetensors" "$T/x.safetensors" > /dev/null 2>&1
 [ $? -eq 2 ] && ok "safetensors input without --map is a usage error" || bad "no usage error"
+
+bin/cnnconvert --list "$T/mean.binaryproto" > "$T/list" 2>&1
+grep -q "binaryproto, 1x3x2x2" "$T/list" && grep -q "channel averages: 104.000 117.000 123.000" \
+    "$T/list" && ok "--list of a mean image" || bad "--list of a mean image: $(cat "$T/list")"
+head -c 20 "$T/mean.binaryproto" > "$T/cut.binaryproto"
+expect_fail "cut.binaryproto: byte" bin/cnnconvert --list "$T/cut.binaryproto"
 
 # The V1 .caffemodel: legacy shapes squeezed, or the model's shapes with --model.
 bin/cnnconvert --list "$T/v1.caffemodel" > "$T/list" 2>&1

@@ -1,7 +1,7 @@
 /* cnnconvert — converts weights from other frameworks to cnn's .safetensors:
  * Caffe .caffemodel files (tensors "<layer>.<index>", as Caffe names them),
  * and PyTorch state dicts saved as .safetensors, renamed through a map file.
- * --list prints what a weights file holds. */
+ * --list prints what a weights file (or a .binaryproto mean image) holds. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdarg.h>
@@ -31,7 +31,9 @@ static void usage(FILE *f)
             "                 with the model's shape (Caffe's legacy 4-d blob shapes such\n"
             "                 as 1x1x4096x9216 become 4096x9216); without it legacy shapes\n"
             "                 lose their leading 1s\n"
-            "  --list         print the tensors of IN (name, shape, layer type) and exit\n");
+            "  --list         print the tensors of IN (name, shape, layer type) and exit;\n"
+            "                 for a Caffe mean image (.binaryproto), its shape and\n"
+            "                 channel averages\n");
 }
 
 /* One output tensor. */
@@ -154,10 +156,41 @@ static void shape_text(const int *shape, int ndim, char *buf, size_t n)
         at += (size_t)snprintf(buf + at, n - at, i ? "x%d" : "%d", shape[i]);
 }
 
+/* A .binaryproto (a Caffe mean image): its shape and per-channel averages,
+ * which show its channel order (Caffe's ImageNet mean: B 104, G 117, R 123). */
+static int list_blobproto(const char *path)
+{
+    cnn_caffemodel_blob b;
+    if (cnn_blobproto_read(path, &b) != CNN_OK) return err("%s", cnn_error_message());
+    char s[128];
+    shape_text(b.shape, b.ndim, s, sizeof s);
+    printf("%s: binaryproto, %s\n", path, s);
+    int c = b.ndim >= 3 ? b.shape[b.ndim - 3] : 1;
+    size_t plane = c > 0 ? b.count / (size_t)c : 0;
+    if (plane && b.count == (size_t)c * plane && (b.ndim < 4 || b.shape[0] == 1)) {
+        printf("  channel averages:");
+        for (int ch = 0; ch < c; ch++) {
+            double sum = 0;
+            for (size_t i = 0; i < plane; i++) sum += b.data[ch * plane + i];
+            printf(" %.3f", sum / (double)plane);
+        }
+        printf("\n");
+    }
+    cnn_caffemodel_blob_clear(&b);
+    return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 static int list(const char *path)
 {
     cnn_weights_file *f = NULL;
     cnn_caffemodel *cm = NULL;
+    if (ends_with(path, ".binaryproto")) return list_blobproto(path);
     if (cnn_weights_is_safetensors(path)) {
         if (cnn_weights_file_open(path, &f) != CNN_OK) return err("%s", cnn_error_message());
     } else if (cnn_caffemodel_read(path, &cm) != CNN_OK) {
