@@ -1,11 +1,29 @@
 /* tensor.c — N-d float arrays with gradients, host storage (device mirrors
  * of a GPU net's tensors live in gpu.c; reshape grows them, free drops them). */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cnn.h"
 #include "gpu.h"
+
+/* Bytes all tensors hold (data and gradient). A net that would hold more
+ * than the machine's memory gets an error naming the tensor, rather than
+ * the kernel's out-of-memory killer part-way through (pages are touched as
+ * they are zeroed). */
+static _Atomic size_t held_bytes;
+
+static size_t machine_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : SIZE_MAX;
+}
+
+/* Data and gradient of `count` floats. */
+static size_t tensor_bytes(size_t count) { return 2 * count * sizeof(float); }
 
 cnn_tensor *cnn_tensor_create(const char *name)
 {
@@ -22,6 +40,7 @@ void cnn_tensor_free(cnn_tensor *t)
 {
     if (!t) return;
     cnn_tensor_detach(t);
+    atomic_fetch_sub(&held_bytes, tensor_bytes(t->capacity));
     free(t->data);
     free(t->grad);
     free(t->name);
@@ -40,12 +59,19 @@ static float *alloc_floats(size_t n)
 static cnn_status grow(cnn_tensor *t, size_t count)
 {
     if (count <= t->capacity) return CNN_OK;
+    const char *name = t->name ? t->name : "";
+    size_t limit = machine_bytes(), held = atomic_load(&held_bytes) - tensor_bytes(t->capacity);
+    if (count > limit / (2 * sizeof(float)) || held > limit - tensor_bytes(count))
+        return CNN_ERROR(CNN_ERR_MEMORY, "tensor '%s': %zu floats (%.2f GB with its gradient) "
+                         "would bring the net's tensors past this machine's %.2f GB of memory",
+                         name, count, (double)count * 2 * sizeof(float) / 1e9,
+                         (double)limit / 1e9);
     float *d = alloc_floats(count), *g = alloc_floats(count);
     if (!d || !g) {
         free(d);
         free(g);
-        return CNN_ERROR(CNN_ERR_MEMORY, "tensor '%s': cannot allocate %zu floats",
-                         t->name ? t->name : "", count);
+        return CNN_ERROR(CNN_ERR_MEMORY, "tensor '%s': cannot allocate %zu floats", name,
+                         count);
     }
     if (t->data) memcpy(d, t->data, t->count * sizeof(float));
     if (t->grad) memcpy(g, t->grad, t->count * sizeof(float));
@@ -53,6 +79,7 @@ static cnn_status grow(cnn_tensor *t, size_t count)
     free(t->grad);
     t->data = d;
     t->grad = g;
+    atomic_fetch_add(&held_bytes, tensor_bytes(count) - tensor_bytes(t->capacity));
     t->capacity = count;
     return CNN_OK;
 }
@@ -67,6 +94,9 @@ cnn_status cnn_tensor_reshape(cnn_tensor *t, int ndim, const int *shape)
         if (shape[i] < 0)
             return CNN_ERROR(CNN_ERR_SHAPE, "tensor '%s': negative dimension %d",
                              t->name ? t->name : "", shape[i]);
+        if (shape[i] && count > SIZE_MAX / 8 / (size_t)shape[i])
+            return CNN_ERROR(CNN_ERR_SHAPE, "tensor '%s': a shape of %d dimensions holds more "
+                             "values than memory can address", t->name ? t->name : "", ndim);
         count *= (size_t)shape[i];
     }
     cnn_status st = CNN_OK;

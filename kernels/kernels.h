@@ -26,6 +26,22 @@ float cnn_k_asum(size_t n, const float *x);
 
 /* ---- images to columns (kernels/cpu/im2col.c) --------------------------- */
 
+/* A convolution along one axis: the dilated kernel's extent, the padded
+ * input and the output size, in 64 bits so that no model file's values can
+ * overflow them; out is 0 when the kernel does not fit the padded input. */
+typedef struct cnn_k_conv_axis {
+    long long extent, padded, out;
+} cnn_k_conv_axis;
+
+static inline cnn_k_conv_axis cnn_k_conv_axis_of(int in, int k, int pad, int stride, int dil)
+{
+    cnn_k_conv_axis a;
+    a.extent = (long long)dil * (k - 1) + 1;
+    a.padded = (long long)in + 2LL * pad;
+    a.out = a.extent > a.padded ? 0 : (a.padded - a.extent) / stride + 1;
+    return a;
+}
+
 /* Unfolds (C, H, W) into (C*kh*kw, oh*ow) for convolution by GEMM. */
 void cnn_k_im2col(const float *im, int c, int h, int w, int kh, int kw, int ph, int pw,
                   int sh, int sw, int dh, int dw, float *col);

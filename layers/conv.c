@@ -5,6 +5,7 @@
  * bottom/top pairs share the weights, as in Caffe. On a GPU net the layer
  * runs through cuDNN, planned at reshape for the bottom shape (all bottoms
  * share it, so one plan serves every pair). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,10 +124,12 @@ static cnn_status conv_setup(cnn_layer *l, cnn_cfg *cfg)
         return cnn_layer_error(l, CNN_ERR_CONFIG,
                                "kernel_size (or kernel_h and kernel_w) is required");
     if (cp->kh == 0 || cp->kw == 0)
-        return cnn_layer_error(l, CNN_ERR_CONFIG, "kernel size must be nonzero (got %dx%d)",
+        return cnn_layer_error(l, CNN_ERR_CONFIG, "kernel size must be nonzero (got %d high, "
+                               "%d wide: give kernel_size, or both kernel_h and kernel_w)",
                                cp->kh, cp->kw);
     if (cp->sh == 0 || cp->sw == 0)
-        return cnn_layer_error(l, CNN_ERR_CONFIG, "stride must be nonzero (got %dx%d)", cp->sh,
+        return cnn_layer_error(l, CNN_ERR_CONFIG, "stride must be nonzero (got %d high, %d "
+                               "wide: give stride, or both stride_h and stride_w)", cp->sh,
                                cp->sw);
     if (cp->dh == 0 || cp->dw == 0)
         return cnn_layer_error(l, CNN_ERR_CONFIG, "dilation must be nonzero");
@@ -214,13 +217,18 @@ static cnn_status conv_reshape(cnn_layer *l)
     if (cp->c % cp->group)
         return cnn_layer_error(l, CNN_ERR_CONFIG, "%d input channels are not divisible by "
                                "group %d", cp->c, cp->group);
-    int ekh = cp->dh * (cp->kh - 1) + 1, ekw = cp->dw * (cp->kw - 1) + 1;
-    if (ekh > cp->h + 2 * cp->ph || ekw > cp->w + 2 * cp->pw)
+    cnn_k_conv_axis ay = cnn_k_conv_axis_of(cp->h, cp->kh, cp->ph, cp->sh, cp->dh);
+    cnn_k_conv_axis ax = cnn_k_conv_axis_of(cp->w, cp->kw, cp->pw, cp->sw, cp->dw);
+    if (!ay.out || !ax.out)
         return cnn_layer_error(l, CNN_ERR_SHAPE,
-                               "kernel %dx%d (dilated) is larger than the padded input "
-                               "%dx%d", ekh, ekw, cp->h + 2 * cp->ph, cp->w + 2 * cp->pw);
-    cp->oh = (cp->h + 2 * cp->ph - ekh) / cp->sh + 1;
-    cp->ow = (cp->w + 2 * cp->pw - ekw) / cp->sw + 1;
+                               "kernel %lldx%lld (dilated) is larger than the padded input "
+                               "%lldx%lld", ay.extent, ax.extent, ay.padded, ax.padded);
+    if (ay.out > INT_MAX || ax.out > INT_MAX)
+        return cnn_layer_error(l, CNN_ERR_SHAPE, "output of %lldx%lld is too large (pad %dx%d "
+                               "on a %dx%d input)", ay.out, ax.out, cp->ph, cp->pw, cp->h,
+                               cp->w);
+    cp->oh = (int)ay.out;
+    cp->ow = (int)ax.out;
     int wshape[4] = {cp->num_output, cp->c / cp->group, cp->kh, cp->kw};
     CNN_TRY(cnn_layer_param(l, 0, 4, wshape, &cp->weight_filler, NULL));
     if (cp->bias_term) CNN_TRY(cnn_layer_param(l, 1, 1, &cp->num_output, &cp->bias_filler, NULL));

@@ -318,6 +318,14 @@ START_TEST(conv_errors)
                        "larger than the padded input");
     cnn_test_net_fails(IN(D4) CONV("num_output: 2 kernel_size: 3 dilation: 3"), CNN_ERR_SHAPE,
                        "larger than the padded input");
+    /* Values that overflowed 32-bit geometry (found by fuzzing: a crash). */
+    cnn_test_net_fails(IN(D4) CONV("num_output: 2 kernel_size: 3 pad: 2147483647"),
+                       CNN_ERR_SHAPE, "output of 4294967298x4294967297 is too large");
+    cnn_test_net_fails(IN(D4) CONV("num_output: 2 kernel_size: 3 dilation: 2147483647"),
+                       CNN_ERR_SHAPE, "kernel 4294967295x4294967295 (dilated) is larger than "
+                       "the padded input 6x5");
+    cnn_test_net_fails(IN(D4) CONV("num_output: 2 kernel_size: 3 stride_w: 2"), CNN_ERR_CONFIG,
+                       "got 0 high, 2 wide: give stride, or both stride_h and stride_w");
     cnn_test_net_fails(IN(D4) CONV("num_output: 2 kernel_size: 3 axis: 2"),
                        CNN_ERR_UNSUPPORTED, "only axis 1");
     cnn_test_net_fails(IN(D4) CONV("num_output: 2 kernel_size: 3 kernel_size: 3 "

@@ -195,6 +195,13 @@ START_TEST(test_bad_models)
                        CNN_ERR_CONFIG, "takes 1 bottoms, got 2");
     cnn_test_net_fails("layers { name: \"a\" type: RELU }", CNN_ERR_UNSUPPORTED, "V1");
     cnn_test_net_fails("layer { name: \"a\" type: \"ReLU\" ", CNN_ERR_PARSE, "<string>");
+    /* Shapes beyond any memory: an error naming the tensor, not the OOM
+     * killer (found by fuzzing), nor a wrapped-around size. */
+    cnn_test_net_fails(INPUT("x", "dim: 65536 dim: 65536 dim: 65536"), CNN_ERR_MEMORY,
+                       "tensor 'x': 281474976710656 floats");
+    cnn_test_net_fails(INPUT("x", "dim: 2147483647 dim: 2147483647 dim: 2147483647"),
+                       CNN_ERR_SHAPE, "tensor 'x': a shape of 3 dimensions holds more values "
+                       "than memory can address");
 }
 END_TEST
 

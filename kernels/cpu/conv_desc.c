@@ -1,6 +1,9 @@
 /* conv_desc.c — validation of a CUDA convolution's geometry, shared by
  * kernels/cuda/conv.cu and the emulator (tests/emu) so both refuse alike. */
+#include <limits.h>
+
 #include "../cuda_ops.h"
+#include "../kernels.h"
 
 cnn_status cnn_cuda_conv_desc_check(const cnn_cuda_conv_desc *d, int *oh, int *ow)
 {
@@ -12,14 +15,16 @@ cnn_status cnn_cuda_conv_desc_check(const cnn_cuda_conv_desc *d, int *oh, int *o
                          "%dx%d, stride %dx%d, dilation %dx%d, group %d",
                          d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->ph, d->pw, d->sh, d->sw,
                          d->dh, d->dw, d->group);
-    /* Checked first: the size formula would truncate a negative numerator
-     * towards 0, giving 1 instead of no output for a large stride. */
-    int ekh = d->dh * (d->kh - 1) + 1, ekw = d->dw * (d->kw - 1) + 1;
-    int ph = d->h + 2 * d->ph, pw = d->w + 2 * d->pw;
-    if (ekh > ph || ekw > pw)
-        return CNN_ERROR(CNN_ERR_SHAPE, "convolution kernel %dx%d (dilated) is larger than the "
-                         "padded input %dx%d", ekh, ekw, ph, pw);
-    if (oh) *oh = (ph - ekh) / d->sh + 1;
-    if (ow) *ow = (pw - ekw) / d->sw + 1;
+    cnn_k_conv_axis ay = cnn_k_conv_axis_of(d->h, d->kh, d->ph, d->sh, d->dh);
+    cnn_k_conv_axis ax = cnn_k_conv_axis_of(d->w, d->kw, d->pw, d->sw, d->dw);
+    if (!ay.out || !ax.out)
+        return CNN_ERROR(CNN_ERR_SHAPE, "convolution kernel %lldx%lld (dilated) is larger than "
+                         "the padded input %lldx%lld", ay.extent, ax.extent, ay.padded,
+                         ax.padded);
+    if (ay.out > INT_MAX || ax.out > INT_MAX)
+        return CNN_ERROR(CNN_ERR_SHAPE, "convolution output of %lldx%lld is too large", ay.out,
+                         ax.out);
+    if (oh) *oh = (int)ay.out;
+    if (ow) *ow = (int)ax.out;
     return CNN_OK;
 }

@@ -1,6 +1,7 @@
 /* im2col.c — unfolding images into columns (and back) so that convolution
  * becomes one matrix product. Handles padding, stride and dilation; the
  * batched forms lay several images side by side in one column matrix. */
+#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -18,11 +19,11 @@
 #define IMG_TILE 8
 
 /* Output extent of a convolution along one axis (0 when the dilated kernel
- * does not fit the padded input). */
+ * does not fit the padded input, or the output could not be indexed). */
 static int out_size(int in, int k, int pad, int stride, int dil)
 {
-    int span = in + 2 * pad - (dil * (k - 1) + 1);
-    return span < 0 ? 0 : span / stride + 1;
+    long long out = cnn_k_conv_axis_of(in, k, pad, stride, dil).out;
+    return out > INT_MAX ? 0 : (int)out;
 }
 
 /* For kernel column offset x0 (= kj*dil - pad), the output columns [*lo, *hi)
@@ -146,7 +147,7 @@ static bool make_geom(int n, int c, int h, int w, int kh, int kw, int ph, int pw
 
 static size_t padded_size(const geom *g)
 {
-    return ((size_t)g->h + 2 * g->ph) * ((size_t)g->w + 2 * g->pw);
+    return ((size_t)g->h + 2 * (size_t)g->ph) * ((size_t)g->w + 2 * (size_t)g->pw);
 }
 
 /* Small planes: a job unfolds one whole plane, from a zero-padded copy on

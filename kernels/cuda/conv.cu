@@ -67,10 +67,8 @@ static cnn_status make_descs(cnn_cuda_ctx *ctx, cnn_cuda_conv *cv)
     CNN_TRY_CUDA(make_conv_desc(d, ctx->tf32, &cv->fwd));
     CNN_TRY_CUDA(make_conv_desc(d, ctx->tf32, &cv->data));
     CNN_TRY_CUDA(make_conv_desc(d, ctx->tf32, &cv->filter));
-    int n, c, h, w;
+    int n, c, h, w; /* cv->oh, cv->ow: from cnn_cuda_conv_desc_check */
     CNN_CUDNN(cudnnGetConvolution2dForwardOutputDim(cv->fwd, cv->x, cv->w, &n, &c, &h, &w));
-    cv->oh = (d->h + 2 * d->ph - (d->dh * (d->kh - 1) + 1)) / d->sh + 1;
-    cv->ow = (d->w + 2 * d->pw - (d->dw * (d->kw - 1) + 1)) / d->sw + 1;
     if (cv->oh <= 0 || cv->ow <= 0 || h != cv->oh || w != cv->ow || c != d->o || n != d->n)
         return CNN_ERROR(CNN_ERR_SHAPE,
                          "convolution output %dx%d (cuDNN says %dx%dx%dx%d) for input %dx%d",
@@ -243,7 +241,7 @@ static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c
 
 static cnn_status plan(cnn_cuda_ctx *ctx, cnn_cuda_conv *cv)
 {
-    CNN_TRY_CUDA(cnn_cuda_conv_desc_check(&cv->d, NULL, NULL));
+    CNN_TRY_CUDA(cnn_cuda_conv_desc_check(&cv->d, &cv->oh, &cv->ow));
     CNN_TRY_CUDA(make_descs(ctx, cv));
     struct cnn_conv_cache_entry *e = cache_find(ctx, &cv->d);
     if (e) {
