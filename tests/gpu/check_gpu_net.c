@@ -374,6 +374,15 @@ END_TEST
     " } } }\n"
 #define FILL_G "weight_filler { type: \"gaussian\" std: 0.2 } "
 #define FILL_B "bias_filler { type: \"uniform\" min: -0.2 max: 0.2 } "
+/* Batch norm, scale, ReLU (in place on blob "conv") and 2x2 max pooling
+ * into "pool". */
+#define BN_RELU_POOL                                                                        \
+    "layer { name: \"bn\" type: \"BatchNorm\" bottom: \"conv\" top: \"conv\" }\n"              \
+    "layer { name: \"scale\" type: \"Scale\" bottom: \"conv\" top: \"conv\" "                   \
+    "  scale_param { bias_term: true } }\n"                                                  \
+    "layer { name: \"relu\" type: \"ReLU\" bottom: \"conv\" top: \"conv\" }\n"                 \
+    "layer { name: \"pool\" type: \"Pooling\" bottom: \"conv\" top: \"pool\" "                  \
+    "  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"
 
 /* conv2 feeds BatchNorm, which removes every channel's mean: a bias there
  * would have a gradient of rounding noise, so it has none. Also covered:
@@ -694,12 +703,7 @@ START_TEST(test_cuda_graph_matches_eager)
         INPUT("data", "dim: 8 dim: 3 dim: 12 dim: 12") INPUT("label", "dim: 8")
         "layer { name: \"conv\" type: \"Convolution\" bottom: \"data\" top: \"conv\" "
         "  convolution_param { num_output: 6 kernel_size: 3 " FILL_G FILL_B "} }\n"
-        "layer { name: \"bn\" type: \"BatchNorm\" bottom: \"conv\" top: \"conv\" }\n"
-        "layer { name: \"scale\" type: \"Scale\" bottom: \"conv\" top: \"conv\" "
-        "  scale_param { bias_term: true } }\n"
-        "layer { name: \"relu\" type: \"ReLU\" bottom: \"conv\" top: \"conv\" }\n"
-        "layer { name: \"pool\" type: \"Pooling\" bottom: \"conv\" top: \"pool\" "
-        "  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"
+        BN_RELU_POOL
         "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"pool\" top: \"ip\" "
         "  inner_product_param { num_output: 10 " FILL_G FILL_B "} }\n"
         "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip\" bottom: \"label\" "
@@ -1103,12 +1107,7 @@ START_TEST(test_training_step_never_syncs)
     }
     static const char *one =
         STEP_INPUTS STEP_CONV("conv", "data", "")
-        "layer { name: \"bn\" type: \"BatchNorm\" bottom: \"conv\" top: \"conv\" }\n"
-        "layer { name: \"scale\" type: \"Scale\" bottom: \"conv\" top: \"conv\" "
-        "  scale_param { bias_term: true } }\n"
-        "layer { name: \"relu\" type: \"ReLU\" bottom: \"conv\" top: \"conv\" }\n"
-        "layer { name: \"pool\" type: \"Pooling\" bottom: \"conv\" top: \"pool\" "
-        "  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"
+        BN_RELU_POOL
         "layer { name: \"drop\" type: \"Dropout\" bottom: \"pool\" top: \"pool\" }\n"
         STEP_IP("ip", "pool", "")
         "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip\" "
